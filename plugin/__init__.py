@@ -1,0 +1,13 @@
+"""mmdynconv: dynamic and efficient convolutions for MMDetection and MMSegmentation.
+
+``import plugin`` (what ``custom_imports=dict(imports=['plugin'])`` does) registers every module
+in the OpenMMLab registries and applies the mmengine fixes of :mod:`plugin.utils.compat`.
+"""
+from .utils import compat
+
+compat.apply()
+
+from . import datasets, evaluation, visualization  # noqa: E402,F401  (registration)
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

@@ -1,0 +1,4 @@
+from .occlusion_shapes import CLASSES as OCCLUSION_SHAPES_CLASSES
+from .occlusion_shapes import make_dataset as make_occlusion_shapes
+
+__all__ = ['OCCLUSION_SHAPES_CLASSES', 'make_occlusion_shapes']

@@ -1,0 +1,104 @@
+"""Adds COCO AP per occlusion bucket to any config whose evaluator is mmdet's ``CocoMetric``."""
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import dump
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from ..metrics.occlusion_coco_metric import OcclusionCocoMetric
+from ..occlusion import DEFAULT_BINS
+
+
+@HOOKS.register_module()
+class OcclusionEvalHook(Hook):
+    """Per-bucket COCO AP after each val/test epoch: logged, sent to the visualizer, plotted.
+
+    Add it with ``custom_hooks=[dict(type='OcclusionEvalHook')]``. During the val/test iterations
+    it collects the predictions (on every rank); after the epoch it gathers them, computes AP per
+    occlusion bucket with :class:`OcclusionCocoMetric` (ground truth and categories taken from
+    the evaluator's ``CocoMetric``), logs a table, adds ``occlusion/...`` scalars to the epoch's
+    metrics (so the logger and every visualizer backend get them) and writes
+    ``{work_dir}/occlusion/{mode}_{step}.png`` and ``.json``. If the evaluator already is an
+    :class:`OcclusionCocoMetric`, its reports are reused and nothing is evaluated twice.
+
+    Args:
+        bins, overlap, cumulative: as in :class:`OcclusionCocoMetric`.
+        iou_types: ``'bbox'``/``'segm'`` to evaluate; default: those of the evaluator's metric.
+        plot: write the PNG plot.
+    """
+
+    priority = 'NORMAL'  # after RuntimeInfoHook, before LoggerHook (which logs our scalars)
+
+    def __init__(self,
+                 bins: Sequence[float] = DEFAULT_BINS,
+                 overlap: str = 'box',
+                 cumulative: bool = False,
+                 iou_types: Optional[Sequence[str]] = None,
+                 plot: bool = True) -> None:
+        self.metric_args = dict(bins=bins, overlap=overlap, cumulative=cumulative)
+        OcclusionCocoMetric(**self.metric_args)  # fail on bad arguments when the config is built
+        self.iou_types = None if iou_types is None else list(iou_types)
+        self.plot = plot
+        self._metrics = {}
+
+    def _metric(self, runner, mode: str) -> OcclusionCocoMetric:
+        if mode in self._metrics:
+            return self._metrics[mode]
+        loop = runner.val_loop if mode == 'val' else runner.test_loop
+        coco = [m for m in loop.evaluator.metrics if hasattr(m, '_coco_api')]
+        if not coco:
+            raise TypeError(f'OcclusionEvalHook needs a CocoMetric in the {mode} evaluator, got '
+                            f'{[type(m).__name__ for m in loop.evaluator.metrics]}')
+        if isinstance(coco[0], OcclusionCocoMetric):
+            metric = coco[0]
+        else:
+            iou_types = self.iou_types or [t for t in coco[0].metrics if t in ('bbox', 'segm')]
+            metric = OcclusionCocoMetric(metric=iou_types, occlusion_only=True,
+                                         proposal_nums=coco[0].proposal_nums,
+                                         iou_thrs=coco[0].iou_thrs, **self.metric_args)
+            metric._coco_api = coco[0]._coco_api
+            metric.dataset_meta = loop.dataloader.dataset.metainfo
+        self._metrics[mode] = metric
+        return metric
+
+    def _process(self, runner, mode, data_batch, outputs):
+        metric = self._metric(runner, mode)
+        if not metric.occlusion_only:
+            return  # the evaluator's own OcclusionCocoMetric already processes the batch
+        metric.process(data_batch, [o.to_dict() for o in outputs])
+
+    def _finish(self, runner, mode: str, metrics: Optional[dict]) -> None:
+        metric = self._metric(runner, mode)
+        if metric.occlusion_only:
+            loop = runner.val_loop if mode == 'val' else runner.test_loop
+            scalars = metric.evaluate(len(loop.dataloader.dataset))  # gathers across ranks
+            for key, value in scalars.items():
+                runner.message_hub.update_scalar(f'{mode}/{key}', value)
+            if metrics is not None:
+                metrics.update(scalars)
+        if not is_main_process() or not metric.reports:
+            return
+        out = osp.join(runner.work_dir, 'occlusion', mode)
+        if mode == 'val' and not isinstance(runner._train_loop, (dict, type(None))):
+            by_epoch = hasattr(runner.train_loop, 'max_epochs')
+            out += f'_epoch{runner.epoch}' if by_epoch else f'_iter{runner.iter}'
+        dump(metric.reports, out + '.json')
+        if self.plot:
+            from ...visualization import plot_occlusion_reports
+            plot_occlusion_reports(list(metric.reports.values()), out + '.png',
+                                   title=f'{runner.experiment_name} ({mode})')
+        runner.logger.info(f'occlusion report and plot: {out}.json/.png')
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._process(runner, 'val', data_batch, outputs)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._process(runner, 'test', data_batch, outputs)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, 'val', metrics)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, 'test', metrics)

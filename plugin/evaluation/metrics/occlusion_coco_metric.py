@@ -1,0 +1,99 @@
+"""mmdet's ``CocoMetric`` plus COCO AP per occlusion bucket (see :mod:`plugin.evaluation.occlusion`)."""
+import os.path as osp
+import tempfile
+from typing import Dict, Optional, Sequence
+
+from mmdet.evaluation import CocoMetric
+from mmengine.fileio import load
+from mmengine.logging import MMLogger
+from mmengine.registry import METRICS
+
+from ..occlusion import (DEFAULT_BINS, IOU_TYPES, OVERLAPS, bucket_ranges, evaluate_by_occlusion,
+                         format_report, image_occlusion_ratios, load_results)
+
+REPORTED = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+
+
+@METRICS.register_module()
+class OcclusionCocoMetric(CocoMetric):
+    """Drop-in for mmdet's ``CocoMetric`` that also reports AP per occlusion bucket.
+
+    Besides the usual ``coco/bbox_mAP``... keys it returns ``occlusion/{bucket}/{iou}_{stat}``
+    (e.g. ``occlusion/0.2-0.4/bbox_AP``) and ``occlusion/{bucket}/num_images``. Undefined numbers
+    (a bucket without ground truth) are -1, as in COCO's own summary. The full reports of the last
+    evaluation are kept in :attr:`reports` for hooks that plot them.
+
+    Args:
+        bins: bucket edges of the occlusion ratio r, ``lo <= r < hi``.
+        overlap: ``'box'`` or ``'mask'`` areas in r.
+        cumulative: buckets ``r >= edge`` instead of ``lo <= r < hi``.
+        occlusion_only: skip the usual COCO keys (used by ``OcclusionEvalHook``, whose
+            evaluator already computes them).
+        **kwargs: arguments of ``CocoMetric``.
+    """
+
+    def __init__(self,
+                 *args,
+                 bins: Sequence[float] = DEFAULT_BINS,
+                 overlap: str = 'box',
+                 cumulative: bool = False,
+                 occlusion_only: bool = False,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if overlap not in OVERLAPS:
+            raise ValueError(f'OcclusionCocoMetric: overlap must be one of {OVERLAPS}, '
+                             f'got {overlap!r}')
+        bucket_ranges(bins, cumulative)  # validates bins
+        self.bins = list(bins)
+        self.overlap = overlap
+        self.cumulative = cumulative
+        self.occlusion_only = occlusion_only
+        self.reports: Dict[str, dict] = {}
+        self._ratios: Optional[dict] = None
+
+    def evaluate(self, size: int) -> dict:
+        # BaseMetric prefixes every key with 'coco/'; the bucket keys stand on their own.
+        metrics = super().evaluate(size)
+        head = f'{self.prefix}/occlusion/'
+        return {(k[len(self.prefix) + 1:] if k.startswith(head) else k): v
+                for k, v in metrics.items()}
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        logger = MMLogger.get_current_instance()
+        metrics = {} if self.occlusion_only else super().compute_metrics(results)
+        gts, preds = zip(*results)
+        with tempfile.TemporaryDirectory() as tmp:
+            prefix = osp.join(tmp, 'results')
+            if self._coco_api is None:  # no ann_file: ground truth comes with the samples
+                from pycocotools.coco import COCO
+                self._coco_api = COCO(self.gt_to_coco_json(gt_dicts=gts, outfile_prefix=prefix))
+            if self.cat_ids is None:
+                self.cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
+            if self.img_ids is None:
+                self.img_ids = self._coco_api.get_img_ids()
+            if self._ratios is None:
+                self._ratios = image_occlusion_ratios(self._coco_api, self.img_ids, self.overlap)
+            result_files = self.results2json(preds, prefix)
+            dts = {t: load(result_files[t]) for t in IOU_TYPES if t in result_files}
+
+        self.reports = {}
+        for iou_type in (m for m in self.metrics if m in IOU_TYPES):
+            if iou_type not in dts:
+                raise KeyError(f'OcclusionCocoMetric: {iou_type} is not in the results')
+            if iou_type == 'segm':  # as CocoMetric: mask areas, not box areas, for APs/m/l
+                for d in dts[iou_type]:
+                    d.pop('bbox', None)
+            report = evaluate_by_occlusion(
+                self._coco_api, load_results(self._coco_api, dts[iou_type]), iou_type,
+                bins=self.bins, cumulative=self.cumulative, overlap=self.overlap,
+                img_ids=self.img_ids, cat_ids=self.cat_ids, max_dets=self.proposal_nums,
+                iou_thrs=self.iou_thrs, ratios=self._ratios)
+            self.reports[iou_type] = report
+            logger.info(f'{iou_type} AP by occlusion ratio ({self.overlap} overlap):\n'
+                        + format_report(report))
+            for b in report['buckets']:
+                metrics[f"occlusion/{b['name']}/num_images"] = b['num_images']
+                for stat in REPORTED:
+                    v = b[stat]
+                    metrics[f"occlusion/{b['name']}/{iou_type}_{stat}"] = -1.0 if v is None else v
+        return metrics

@@ -1,0 +1,47 @@
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'retinanet_r18-tiny_fpn_1x_occshapes.py')
+
+
+@pytest.fixture(scope='session')
+def shapes_data(tmp_path_factory):
+    """A small occlusion-shapes set: 24 train / 10 val images of 96x96 (2 per bucket and more)."""
+    from plugin.datasets.occlusion_shapes import make_dataset
+    out = str(tmp_path_factory.mktemp('occlusion_shapes'))
+    paths = make_dataset(out, num_train=24, num_val=10, size=96, seed=3)
+    return dict(root=out, **paths)
+
+
+def data_options(root, max_epochs=1, batch_size=4):
+    """--cfg-options that point an occlusion-shapes config at ``root`` and make it tiny."""
+    root = root.rstrip('/') + '/'
+    opts = [f'train_cfg.max_epochs={max_epochs}', f'train_cfg.val_interval={max_epochs}',
+            f'train_dataloader.batch_size={batch_size}', f'val_dataloader.batch_size={batch_size}',
+            f'test_dataloader.batch_size={batch_size}',
+            f'val_evaluator.ann_file={root}annotations/instances_val.json',
+            f'test_evaluator.ann_file={root}annotations/instances_val.json',
+            'default_hooks.logger.interval=1', 'param_scheduler.0.end=2']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={root}')
+    return opts
+
+
+def run_tool(args, timeout=600, env=None, cwd=ROOT):
+    """Run a command (python scripts get this interpreter); fail with its output if it fails."""
+    if args[0].endswith('.py'):
+        args = [sys.executable] + list(args)
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    full_env.update(env or {})
+    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} exited {proc.returncode}\n'
+                             f'--- stdout ---\n{proc.stdout[-6000:]}\n'
+                             f'--- stderr ---\n{proc.stderr[-6000:]}')
+    return proc

@@ -7,7 +7,8 @@ from .utils import compat
 
 compat.apply()
 
-from . import datasets, evaluation, visualization  # noqa: E402,F401  (registration)
+from . import (backbones, datasets, evaluation, layers, models,  # noqa: E402,F401  (registration)
+               necks, visualization)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

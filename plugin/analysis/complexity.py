@@ -1,0 +1,111 @@
+"""Parameters and FLOPs of modules, and of whole mmdet/mmseg models built from configs.
+
+One multiply-add counts as one FLOP: the convention of the ResNet, SKNet and TBC papers
+(ResNet-50 at 224x224: 4.1 GFLOPs). The count traces the model with ``torch.jit`` through
+mmengine's ``FlopAnalyzer`` (a port of fvcore). Ops it has no handle for are reported in
+``uncounted``; layers of this plugin that emit such ops register one with
+:func:`register_flop_handle`.
+"""
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from mmengine.config import Config
+from torch import nn
+
+_EXTRA_FLOP_HANDLES: Dict[str, Callable] = {}
+
+
+def register_flop_handle(op_name: str, handle: Callable) -> None:
+    """Count ``op_name`` (a jit op such as ``'aten::grid_sampler'``) with ``handle(inputs, outputs)``
+    as fvcore handles do; later registrations of the same op replace earlier ones."""
+    _EXTRA_FLOP_HANDLES[op_name] = handle
+
+
+def module_complexity(module: nn.Module, inputs: Union[torch.Tensor, Tuple]) -> dict:
+    """``{'params', 'flops', 'uncounted'}`` of ``module(*inputs)`` in eval mode, without grad."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs, )
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            analyzer = FlopAnalyzer(module, inputs)
+            analyzer.set_op_handle(**_EXTRA_FLOP_HANDLES)
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            analyzer.tracer_warnings('none')
+            flops = analyzer.total()
+            uncounted = sorted(analyzer.unsupported_ops())
+    finally:
+        module.train(was_training)
+    return dict(params=sum(p.numel() for p in module.parameters()), flops=int(flops),
+                uncounted=uncounted)
+
+
+class _TensorForward(nn.Module):
+    """``model(inputs, data_samples, mode='tensor')`` as a one-argument module for tracing."""
+
+    def __init__(self, model: nn.Module, data_samples: Optional[list]):
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs):
+        return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def build_model(cfg: Union[str, Config], cfg_options: Optional[dict] = None) -> nn.Module:
+    """The model of a config, built in its ``default_scope`` (mmdet or mmseg), in eval mode."""
+    from mmengine.registry import MODELS, init_default_scope
+
+    import plugin  # noqa: F401  (registers the plugin's modules)
+    if not isinstance(cfg, Config):
+        cfg = Config.fromfile(cfg)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model_cfg = cfg.model
+    if model_cfg.get('data_preprocessor') is None and cfg.get('data_preprocessor'):
+        model_cfg.data_preprocessor = cfg.data_preprocessor  # mmseg keeps it at the top level
+    model = MODELS.build(model_cfg)
+    model.eval()  # not chained: mmdet's ResNet.train() returns None
+    return model
+
+
+def find_backbone(model: nn.Module) -> nn.Module:
+    """``model.backbone``, also inside wrappers (the first submodule named ``backbone``)."""
+    for name, module in model.named_modules():
+        if name.split('.')[-1] == 'backbone':
+            return module
+    raise ValueError(f'{type(model).__name__} has no submodule named backbone')
+
+
+def _data_samples(scope: str, shape: Sequence[int]) -> list:
+    h, w = shape
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
+                scale_factor=(1.0, 1.0))
+    if scope == 'mmseg':
+        from mmseg.structures import SegDataSample
+        return [SegDataSample(metainfo=meta)]
+    from mmdet.structures import DetDataSample
+    return [DetDataSample(metainfo=meta)]
+
+
+def config_complexity(cfg: Union[str, Config], shape: Sequence[int] = (800, 1333),
+                      cfg_options: Optional[dict] = None) -> dict:
+    """Parameters and FLOPs of a config's backbone and whole model on one ``shape`` image.
+
+    Two-stage heads process the proposals that survive NMS, so their count depends on the image;
+    a fixed random image (seed 0) makes the number repeatable.
+    """
+    if not isinstance(cfg, Config):
+        cfg = Config.fromfile(cfg)
+    model = build_model(cfg, cfg_options)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, *shape, generator=generator)
+    backbone = module_complexity(find_backbone(model), x)
+    whole = module_complexity(
+        _TensorForward(model, _data_samples(cfg.get('default_scope', 'mmdet'), shape)), x)
+    return dict(backbone_params=backbone['params'], backbone_flops=backbone['flops'],
+                model_params=whole['params'], model_flops=whole['flops'], shape=tuple(shape),
+                uncounted=sorted(set(backbone['uncounted']) | set(whole['uncounted'])))

@@ -1,0 +1,1 @@
+"""Losses and model wrappers (detectors, segmentors) that add to mmdet/mmseg models."""

@@ -1,0 +1,1 @@
+"""Necks for mmdet and mmseg configs."""

@@ -1,0 +1,72 @@
+"""plugin.analysis: 1 multiply-add = 1 FLOP, checked on ResNet-50 and against conv arithmetic."""
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.models.backbones import ResNet
+from torch import nn
+
+from conftest import DEMO_CFG, ROOT, run_tool
+from plugin.analysis import (build_model, config_complexity, find_backbone, module_complexity,
+                             register_flop_handle)
+
+
+def conv_macs(module, x):
+    """Multiply-adds of every Conv2d in a forward pass, from the layers' shapes."""
+    total = []
+
+    def hook(mod, inp, out):
+        total.append(out.numel() * mod.in_channels // mod.groups * mod.weight[0, 0].numel())
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        module.eval()
+        module(x)
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
+def test_resnet50_matches_the_paper_convention():
+    model = ResNet(50)
+    x = torch.zeros(1, 3, 224, 224)
+    c = module_complexity(model, x)
+    assert c['params'] == 23_508_032  # torchvision's ResNet-50 without its fc
+    assert c['flops'] == pytest.approx(4.1e9, rel=0.01)  # He et al.: 4.1 GFLOPs (multiply-adds)
+    bn_elements = c['flops'] - conv_macs(model, x)
+    assert 0 < bn_elements < 0.01 * c['flops']  # the rest is BatchNorm, one FLOP per element
+
+
+def test_registered_handle_counts_an_op():
+    class Cumsum(nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, dim=1)
+
+    x = torch.zeros(2, 5)
+    assert module_complexity(Cumsum(), x)['uncounted'] == ['aten::cumsum']
+    register_flop_handle('aten::cumsum', lambda inputs, outputs: 7)
+    try:
+        c = module_complexity(Cumsum(), x)
+        assert c['flops'] == 7 and c['uncounted'] == []
+    finally:
+        from plugin.analysis import complexity
+        complexity._EXTRA_FLOP_HANDLES.pop('aten::cumsum')
+
+
+def test_config_complexity_of_the_demo_detector():
+    c = config_complexity(DEMO_CFG, shape=(128, 128))
+    model = build_model(DEMO_CFG)
+    backbone = find_backbone(model)
+    assert c['backbone_params'] == sum(p.numel() for p in backbone.parameters())
+    assert c['model_params'] == sum(p.numel() for p in model.parameters())
+    assert c['backbone_flops'] == pytest.approx(
+        conv_macs(backbone, torch.zeros(1, 3, 128, 128)), rel=0.02)
+    assert c['model_flops'] > c['backbone_flops']
+
+
+def test_cli_markdown_row():
+    proc = run_tool([osp.join(ROOT, 'tools', 'analysis', 'complexity.py'), DEMO_CFG,
+                     '--shape', '64', '64', '--markdown'])
+    row = proc.stdout.strip().splitlines()[-1]
+    assert row.startswith('| retinanet_r18-tiny_fpn_1x_occshapes | 0.70 |') and '64x64' in row

@@ -1,7 +1,6 @@
 """Tiny RetinaNet runs through tools/train.py, tools/test.py and mmdet's own train.py (CPU)."""
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys

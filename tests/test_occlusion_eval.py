@@ -4,49 +4,12 @@ import io
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
+from plugin.datasets.occlusion_shapes import synthetic_detections
 from plugin.evaluation.occlusion import (AP_NAMES, evaluate_by_occlusion, format_report,
                                          image_occlusion_ratios, load_results)
 from plugin.evaluation.results_io import load_gt
-
-
-def fake_detections(coco, iou_type, seed=0):
-    """Jittered copies of the ground truth (some missed, some mislabelled) plus clutter."""
-    rng = np.random.default_rng(seed)
-    dets = []
-    for ann in coco.dataset['annotations']:
-        if rng.random() < 0.15:
-            continue
-        x, y, w, h = ann['bbox']
-        box = [x + rng.normal(0, 2), y + rng.normal(0, 2), w * rng.uniform(0.8, 1.2),
-               h * rng.uniform(0.8, 1.2)]
-        cat = ann['category_id'] if rng.random() < 0.9 else 1 + (ann['category_id'] % 3)
-        det = dict(image_id=ann['image_id'], category_id=cat, bbox=box,
-                   score=float(rng.uniform(0.3, 1)))
-        if iou_type == 'segm':
-            img = coco.imgs[ann['image_id']]
-            rle = mask_utils.frPyObjects([[box[0], box[1], box[0] + box[2], box[1],
-                                           box[0] + box[2], box[1] + box[3], box[0],
-                                           box[1] + box[3]]], img['height'], img['width'])[0]
-            rle['counts'] = rle['counts'].decode()
-            det['segmentation'] = rle
-            del det['bbox']
-        dets.append(det)
-    for img_id in coco.getImgIds():
-        for _ in range(2):
-            x, y = rng.uniform(0, 70, 2)
-            det = dict(image_id=img_id, category_id=int(rng.integers(1, 4)),
-                       bbox=[x, y, 20.0, 20.0], score=float(rng.uniform(0, 0.5)))
-            if iou_type == 'segm':
-                rle = mask_utils.frPyObjects([[x, y, x + 20, y, x + 20, y + 20, x, y + 20]],
-                                             96, 96)[0]
-                rle['counts'] = rle['counts'].decode()
-                det['segmentation'] = rle
-                del det['bbox']
-            dets.append(det)
-    return dets
 
 
 def reference_stats(coco, dets, iou_type, img_ids, **params):
@@ -65,7 +28,7 @@ def reference_stats(coco, dets, iou_type, img_ids, **params):
 @pytest.mark.parametrize('cumulative', [False, True])
 def test_bucket_ap_equals_cocoeval_on_subset(shapes_data, iou_type, cumulative):
     coco = load_gt(shapes_data['val'])
-    dets = fake_detections(coco, iou_type)
+    dets = synthetic_detections(coco, iou_type)
     report = evaluate_by_occlusion(coco, load_results(coco, dets), iou_type,
                                    cumulative=cumulative)
     ratios = image_occlusion_ratios(coco)
@@ -90,7 +53,7 @@ def test_bucket_ap_equals_cocoeval_on_subset(shapes_data, iou_type, cumulative):
 
 def test_params_are_passed_like_mmdet(shapes_data):
     coco = load_gt(shapes_data['val'])
-    dets = fake_detections(coco, 'bbox', seed=1)
+    dets = synthetic_detections(coco, 'bbox', seed=1)
     report = evaluate_by_occlusion(coco, load_results(coco, dets), 'bbox',
                                    max_dets=(100, 300, 1000), cat_ids=[1, 2])
     ref = reference_stats(coco, dets, 'bbox', coco.getImgIds(), maxDets=[100, 300, 1000],
@@ -101,7 +64,7 @@ def test_params_are_passed_like_mmdet(shapes_data):
 
 def test_bucket_without_ground_truth_is_null(shapes_data):
     coco = load_gt(shapes_data['val'])
-    dets = fake_detections(coco, 'bbox')
+    dets = synthetic_detections(coco, 'bbox')
     report = evaluate_by_occlusion(coco, load_results(coco, dets), 'bbox',
                                    bins=[0, 0.2, 0.4, 0.6, 0.8, 50, 'inf'])
     empty = report['buckets'][-1]
@@ -127,7 +90,7 @@ def test_perfect_detections_give_ap_one(shapes_data):
 def test_faster_coco_eval_backend_gives_the_same_numbers(shapes_data, iou_type):
     pytest.importorskip('faster_coco_eval')
     coco = load_gt(shapes_data['val'])
-    dets = fake_detections(coco, iou_type, seed=2)
+    dets = synthetic_detections(coco, iou_type, seed=2)
     reports = [evaluate_by_occlusion(coco, load_results(coco, dets), iou_type, backend=b)
                for b in ('pycocotools', 'faster-coco-eval')]
     for a, b in zip(reports[0]['buckets'] + [reports[0]['overall']],

@@ -17,8 +17,8 @@ _EXTRA_FLOP_HANDLES: Dict[str, Callable] = {}
 
 
 def register_flop_handle(op_name: str, handle: Callable) -> None:
-    """Count ``op_name`` (a jit op such as ``'aten::grid_sampler'``) with ``handle(inputs, outputs)``
-    as fvcore handles do; later registrations of the same op replace earlier ones."""
+    """Count ``op_name`` (a jit op such as ``'aten::grid_sampler'``) with
+    ``handle(inputs, outputs)`` as fvcore handles do; a later registration replaces the earlier."""
     _EXTRA_FLOP_HANDLES[op_name] = handle
 
 

@@ -62,7 +62,8 @@ def mask_occlusion_ratio(rles: Sequence[dict]) -> float:
     for i in range(len(rles)):
         for j in range(i + 1, len(rles)):
             if box_occlusion_ratio(boxes[[i, j]]) > 0:  # masks can only meet where boxes do
-                inter += float(mask_utils.area(mask_utils.merge([rles[i], rles[j]], intersect=True)))
+                both = mask_utils.merge([rles[i], rles[j]], intersect=True)
+                inter += float(mask_utils.area(both))
     return inter / total
 
 

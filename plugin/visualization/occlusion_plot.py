@@ -10,7 +10,8 @@ def plot_occlusion_reports(reports: Sequence[dict], out_file: str,
     """Draw reports of :func:`plugin.evaluation.evaluate_by_occlusion` into a PNG.
 
     The x axis has one tick per bucket (labelled with its range and image count); a bucket without
-    ground truth leaves a gap in the line. Returns ``out_file``.
+    ground truth leaves a gap in the line; a dotted line marks the metric over all images.
+    Returns ``out_file``.
     """
     import matplotlib
     matplotlib.use('Agg', force=False)
@@ -22,7 +23,9 @@ def plot_occlusion_reports(reports: Sequence[dict], out_file: str,
     for report in reports:
         for name in names:
             ys = [float('nan') if b[name] is None else b[name] for b in report['buckets']]
-            ax.plot(xs, ys, marker='o', label=f"{report['iou_type']} {name}")
+            line, = ax.plot(xs, ys, marker='o', label=f"{report['iou_type']} {name}")
+            if report['overall'][name] is not None:  # the same metric over all images
+                ax.axhline(report['overall'][name], color=line.get_color(), ls=':', lw=1)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{b['name']}\n{b['num_images']} img" for b in buckets])
     ax.set_xlabel('occlusion ratio r = Σ overlap / Σ instance area' +

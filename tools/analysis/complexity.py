@@ -34,8 +34,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     shape = tuple(args.shape)
     if args.markdown:
-        print(f'| config | backbone params (M) | backbone GFLOPs | model params (M) | '
-              f'model GFLOPs | input |')
+        print('| config | backbone params (M) | backbone GFLOPs | model params (M) | '
+              'model GFLOPs | input |')
         print('|---|---:|---:|---:|---:|---|')
     for path in expand(args.configs):
         c = config_complexity(path, shape)

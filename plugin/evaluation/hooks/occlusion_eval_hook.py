@@ -24,7 +24,7 @@ class OcclusionEvalHook(Hook):
     :class:`OcclusionCocoMetric`, its reports are reused and nothing is evaluated twice.
 
     Args:
-        bins, overlap, cumulative: as in :class:`OcclusionCocoMetric`.
+        bins, overlap, cumulative, backend: as in :class:`OcclusionCocoMetric`.
         iou_types: ``'bbox'``/``'segm'`` to evaluate; default: those of the evaluator's metric.
         plot: write the PNG plot.
     """
@@ -35,9 +35,11 @@ class OcclusionEvalHook(Hook):
                  bins: Sequence[float] = DEFAULT_BINS,
                  overlap: str = 'box',
                  cumulative: bool = False,
+                 backend: str = 'pycocotools',
                  iou_types: Optional[Sequence[str]] = None,
                  plot: bool = True) -> None:
-        self.metric_args = dict(bins=bins, overlap=overlap, cumulative=cumulative)
+        self.metric_args = dict(bins=bins, overlap=overlap, cumulative=cumulative,
+                                backend=backend)
         OcclusionCocoMetric(**self.metric_args)  # fail on bad arguments when the config is built
         self.iou_types = None if iou_types is None else list(iou_types)
         self.plot = plot

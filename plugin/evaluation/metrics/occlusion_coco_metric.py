@@ -1,4 +1,4 @@
-"""mmdet's ``CocoMetric`` plus COCO AP per occlusion bucket (see :mod:`plugin.evaluation.occlusion`)."""
+"""mmdet's ``CocoMetric`` plus COCO AP per occlusion bucket (:mod:`plugin.evaluation.occlusion`)."""
 import os.path as osp
 import tempfile
 from typing import Dict, Optional, Sequence
@@ -8,8 +8,9 @@ from mmengine.fileio import load
 from mmengine.logging import MMLogger
 from mmengine.registry import METRICS
 
-from ..occlusion import (DEFAULT_BINS, IOU_TYPES, OVERLAPS, bucket_ranges, evaluate_by_occlusion,
-                         format_report, image_occlusion_ratios, load_results)
+from ..occlusion import (BACKENDS, DEFAULT_BINS, IOU_TYPES, OVERLAPS, bucket_ranges,
+                         evaluate_by_occlusion, format_report, image_occlusion_ratios,
+                         load_results)
 
 REPORTED = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
@@ -29,6 +30,8 @@ class OcclusionCocoMetric(CocoMetric):
         cumulative: buckets ``r >= edge`` instead of ``lo <= r < hi``.
         occlusion_only: skip the usual COCO keys (used by ``OcclusionEvalHook``, whose
             evaluator already computes them).
+        backend: ``'pycocotools'`` or ``'faster-coco-eval'`` (same numbers, faster) for the
+            per-bucket evaluation.
         **kwargs: arguments of ``CocoMetric``.
     """
 
@@ -38,16 +41,21 @@ class OcclusionCocoMetric(CocoMetric):
                  overlap: str = 'box',
                  cumulative: bool = False,
                  occlusion_only: bool = False,
+                 backend: str = 'pycocotools',
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if overlap not in OVERLAPS:
             raise ValueError(f'OcclusionCocoMetric: overlap must be one of {OVERLAPS}, '
                              f'got {overlap!r}')
+        if backend not in BACKENDS:
+            raise ValueError(f'OcclusionCocoMetric: backend must be one of {BACKENDS}, '
+                             f'got {backend!r}')
         bucket_ranges(bins, cumulative)  # validates bins
         self.bins = list(bins)
         self.overlap = overlap
         self.cumulative = cumulative
         self.occlusion_only = occlusion_only
+        self.backend = backend
         self.reports: Dict[str, dict] = {}
         self._ratios: Optional[dict] = None
 
@@ -87,7 +95,7 @@ class OcclusionCocoMetric(CocoMetric):
                 self._coco_api, load_results(self._coco_api, dts[iou_type]), iou_type,
                 bins=self.bins, cumulative=self.cumulative, overlap=self.overlap,
                 img_ids=self.img_ids, cat_ids=self.cat_ids, max_dets=self.proposal_nums,
-                iou_thrs=self.iou_thrs, ratios=self._ratios)
+                iou_thrs=self.iou_thrs, ratios=self._ratios, backend=self.backend)
             self.reports[iou_type] = report
             logger.info(f'{iou_type} AP by occlusion ratio ({self.overlap} overlap):\n'
                         + format_report(report))

@@ -10,7 +10,7 @@ setup:
 	@tools/setup_env.sh
 
 $(DEMO_DATA)/annotations/instances_val.json:
-	$(PY) tools/dataset/make_occlusion_shapes.py --out $(DEMO_DATA) --num-train 240 --num-val 60 --size 256 --seed 0
+	$(PY) tools/dataset/make_occlusion_shapes.py --out $(DEMO_DATA) --num-train 240 --num-val 100 --size 256 --seed 0
 
 demo: setup $(DEMO_DATA)/annotations/instances_val.json
 	@tools/run_demo.sh $(PY) $(DEMO_CFG) $(DEMO_DATA) $(DEMO_DIR)

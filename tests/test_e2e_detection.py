@@ -71,7 +71,9 @@ def test_resume_keeps_weights_only(trained, shapes_data, tmp_path):
 def test_test_py_pkl_feeds_occlusion_eval(trained, shapes_data, tmp_path):
     pkl = str(tmp_path / 'results.pkl')
     run_tool([TEST, DEMO_CFG, osp.join(trained, 'epoch_1.pth'), '--work-dir', str(tmp_path),
-              '--out', pkl, '--cfg-options', *data_options(shapes_data['root'])])
+              '--out', pkl, '--show-dir', 'painted',
+              '--cfg-options', *data_options(shapes_data['root'])])
+    assert len(glob.glob(osp.join(tmp_path, '*', 'painted', '*.png'))) == 10
     hook_report = json.load(open(osp.join(tmp_path, 'occlusion', 'test.json')))['bbox']
     out = str(tmp_path / 'report.json')
     run_tool([osp.join(ROOT, 'tools', 'analysis', 'occlusion_eval.py'), shapes_data['val'], pkl,
@@ -104,10 +106,9 @@ def test_mmdet_own_train_py(shapes_data, tmp_path):
 
 
 def test_two_process_gloo_training(shapes_data, tmp_path):
-    """torchrun --nproc_per_node=2 tools/train.py ... --launcher pytorch on a CPU-only machine."""
-    env = dict(CUDA_VISIBLE_DEVICES='')
-    proc = run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                     '--master_port=29533', TRAIN, DEMO_CFG, '--launcher', 'pytorch',
+    """tools/dist_train.sh CFG 2 (torch.distributed.run + --launcher pytorch) without CUDA."""
+    env = dict(CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable, PORT='29533')
+    proc = run_tool([osp.join(ROOT, 'tools', 'dist_train.sh'), DEMO_CFG, '2',
                      '--work-dir', str(tmp_path), '--cfg-options',
                      *data_options(shapes_data['root'], batch_size=2)], env=env)
     log = log_text(str(tmp_path))

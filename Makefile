@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both set the environment up first.
 PY := .venv/bin/python
 DEMO_DATA := data/occlusion_shapes
-DEMO_CFG := configs/demo/retinanet_r18-tiny_fpn_1x_occshapes.py
+DEMO_CFG := configs/demo/retinanet_tiedresnet-tiny_fpn_1x_occshapes.py
 DEMO_DIR := work_dirs/demo
 
 .PHONY: setup demo test bench clean-demo

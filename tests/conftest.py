@@ -6,7 +6,7 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'retinanet_r18-tiny_fpn_1x_occshapes.py')
+DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'retinanet_tiedresnet-tiny_fpn_1x_occshapes.py')
 
 
 @pytest.fixture(scope='session')
@@ -45,3 +45,19 @@ def run_tool(args, timeout=600, env=None, cwd=ROOT):
                              f'--- stdout ---\n{proc.stdout[-6000:]}\n'
                              f'--- stderr ---\n{proc.stderr[-6000:]}')
     return proc
+
+
+def tensor_forward(model, scope, size=64, seed=0):
+    """The tensors of ``model(x, samples, mode='tensor')`` for one random ``size``x``size`` image
+    (no grad); ``scope`` picks mmdet's or mmseg's data sample."""
+    import torch
+    if scope == 'mmseg':
+        from mmseg.structures import SegDataSample as Sample
+    else:
+        from mmdet.structures import DetDataSample as Sample
+    meta = dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+                batch_input_shape=(size, size), scale_factor=(1.0, 1.0))
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        out = model(x, [Sample(metainfo=meta)], mode='tensor')
+    return [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]

@@ -1,3 +1,5 @@
+from .filter_similarity import (guided_backprop_patterns, plot_similarity_histograms,
+                                weight_similarities)
 from .occlusion_plot import plot_occlusion_reports, plot_ratio_histogram
 
 __all__ = ['plot_occlusion_reports', 'plot_ratio_histogram']

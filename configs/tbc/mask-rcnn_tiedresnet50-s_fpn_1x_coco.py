@@ -1,0 +1,3 @@
+_base_ = './mask-rcnn_tiedresnet50_fpn_1x_coco.py'
+# TiedResNet50-S: 4 splits x 18 base width (54% of ResNet-50's parameters, 60% of its FLOPs).
+model = dict(backbone=dict(arch='S'))

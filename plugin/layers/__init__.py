@@ -1,5 +1,7 @@
 """Convolution and attention layers, one per file; conv layers are built by mmcv's
 ``build_conv_layer(dict(type=...))`` and attention blocks by mmdet ResNet's ``plugins=``."""
+from .sk_attention import SKAttention  # noqa: F401
+from .sk_conv import SKConv2d, sk_conv_layer  # noqa: F401
 from .tied_block_conv import TiedBlockConv2d  # noqa: F401
 from .tied_gcb import TiedGCB  # noqa: F401
 from .tied_linear import TiedLinear  # noqa: F401

@@ -1,0 +1,2 @@
+_base_ = './cascade-rcnn_sknet50_fpn_1x_coco.py'
+model = dict(backbone=dict(depth=101))

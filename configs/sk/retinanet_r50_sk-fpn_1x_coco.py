@@ -1,0 +1,3 @@
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', '../_base_/occlusion_eval.py']
+# ResNet-50 with the SK-FPN neck: SK[2, 32, 16] output convs (docs/sk.md).
+model = dict(neck=dict(type='SKFPN'))

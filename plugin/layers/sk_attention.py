@@ -1,0 +1,64 @@
+"""Selective Kernel attention: the Fuse and Select operators of an SK convolution.
+
+Paper: "Selective Kernel Networks", Li et al., CVPR 2019 (https://arxiv.org/abs/1903.06586),
+Sec. 3.1.
+"""
+from typing import Optional, Sequence
+
+import torch
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import nn
+
+
+class SKAttention(BaseModule):
+    """Fuse and Select of SKNet (Eq. 1-6): mixes ``M`` branches with per-channel softmax weights.
+
+    Fuse: ``U = sum_m U_m`` (Eq. 1), ``s = GAP(U)`` (Eq. 2), ``z = ReLU(BN(W s))`` with
+    ``W`` of shape ``d x C`` (Eq. 3) and ``d = max(C / r, L)`` (Eq. 4).
+    Select: ``a_m = softmax_m(A_m z)`` per channel (Eq. 5) and ``V = sum_m a_m U_m`` (Eq. 6).
+    The ``M`` matrices ``A_m`` (``C x d``) are the row blocks of one bias-free 1x1 conv
+    ``select`` with ``M * C`` outputs, block ``m`` for branch ``m``.
+
+    Args:
+        channels: ``C``, the channels of every branch.
+        num_branches: ``M``.
+        reduction: ``r`` of Eq. 4.
+        min_dim: ``L`` of Eq. 4.
+        norm_cfg, act_cfg: the ``BN`` and ``ReLU`` of Eq. 3.
+
+    Shape: ``M`` tensors ``[B, C, H, W]`` in, ``V`` ``[B, C, H, W]`` out;
+    :meth:`weights` gives the ``a_m`` as ``[B, M, C, 1, 1]``, summing to one over ``M``.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_branches: int = 2,
+                 reduction: int = 16,
+                 min_dim: int = 32,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: Optional[dict] = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        for name, value in dict(channels=channels, num_branches=num_branches,
+                                reduction=reduction, min_dim=min_dim).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.num_branches = num_branches
+        self.attn_channels = max(channels // reduction, min_dim)
+        self.fuse = ConvModule(channels, self.attn_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.select = nn.Conv2d(self.attn_channels, num_branches * channels, 1, bias=False)
+
+    def weights(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The softmax weights ``a_m`` of Eq. 5, ``[B, M, C, 1, 1]``."""
+        s = sum(f.mean((2, 3), keepdim=True) for f in feats)  # GAP of the sum (Eq. 1-2)
+        logits = self.select(self.fuse(s))  # Eq. 3 and the A_m z of Eq. 5
+        b, c = s.shape[:2]
+        return logits.view(b, self.num_branches, c, 1, 1).softmax(dim=1).to(feats[0].dtype)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        weights = self.weights(feats).unbind(dim=1)
+        out = feats[0] * weights[0]
+        for feat, weight in zip(feats[1:], weights[1:]):
+            out = out.addcmul_(feat, weight)  # Eq. 6 without stacking the branches
+        return out

@@ -1,0 +1,3 @@
+_base_ = './retinanet_dr-shufflenetv2-0.5x_fpn_1x_coco.py'
+# The plain ShuffleNetV2 0.5x baseline of the DRConv one (same code path, drconv=None).
+model = dict(backbone=dict(drconv=None))

@@ -1,0 +1,95 @@
+"""DR-ResNet: ResNet whose 3x3 convolutions in chosen stages are DRConv.
+
+Paper: "Dynamic Region-Aware Convolution", Chen et al., CVPR 2021
+(https://arxiv.org/abs/2003.12243). ``drconv``/``stage_with_drconv`` follow mmdet's
+``dcn``/``stage_with_dcn``.
+"""
+from typing import Optional, Sequence
+
+from mmcv.cnn import build_conv_layer
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmengine.registry import MODELS
+from torch import nn
+
+
+def _drconv(drconv: dict, in_channels: int, out_channels: int, stride: int, dilation: int,
+            padding: int) -> nn.Module:
+    return build_conv_layer(dict(type='DRConv', **drconv), in_channels, out_channels, 3,
+                            stride=stride, padding=padding, dilation=dilation, bias=False)
+
+
+class DRBasicBlock(BasicBlock):
+    """mmdet's ``BasicBlock`` whose two 3x3 convs are DRConv when ``drconv`` is given."""
+
+    def __init__(self, inplanes: int, planes: int, drconv: Optional[dict] = None, **kwargs):
+        super().__init__(inplanes, planes, **kwargs)
+        if drconv is not None:
+            self.conv1 = _drconv(drconv, inplanes, planes, self.stride, self.dilation,
+                                 self.dilation)
+            self.conv2 = _drconv(drconv, planes, planes, 1, 1, 1)  # as mmdet's BasicBlock
+
+
+class DRBottleneck(Bottleneck):
+    """mmdet's ``Bottleneck`` whose 3x3 ``conv2`` is DRConv when ``drconv`` is given (keys:
+    ``conv2.guide``, ``conv2.generator.{reduce,weight,bias}``; the rest as ResNet's)."""
+
+    def __init__(self, inplanes: int, planes: int, drconv: Optional[dict] = None, **kwargs):
+        super().__init__(inplanes, planes, **kwargs)
+        if drconv is not None:
+            self.conv2 = _drconv(drconv, planes, planes, self.conv2_stride, self.dilation,
+                                 self.dilation)
+
+
+@MODELS.register_module()
+class DRResNet(ResNet):
+    """ResNet with DRConv 3x3 convolutions (mmdet ``ResNet`` interface, mmdet and mmseg configs).
+
+    ``dict(type='DRResNet', depth=50)`` puts DRConv (``m = 8``) in the 3x3 convs of stages 2-4,
+    the rest is ResNet-50, so ImageNet ResNet weights load for everything but those convs.
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        drconv: arguments of :class:`~plugin.layers.DRConv2d` (``region_num``, ``gen_channels``,
+            ...); ``None`` gives a plain ResNet.
+        stage_with_drconv: which stages use it, one bool per stage.
+        **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``, ``norm_cfg``,
+            ``norm_eval``, ``with_cp``, ``plugins``, ``dilations``, ``init_cfg``, ...), except
+            ``dcn``, which would compete for the same convs.
+    """
+
+    arch_settings = {
+        18: (DRBasicBlock, (2, 2, 2, 2)),
+        34: (DRBasicBlock, (3, 4, 6, 3)),
+        50: (DRBottleneck, (3, 4, 6, 3)),
+        101: (DRBottleneck, (3, 4, 23, 3)),
+        152: (DRBottleneck, (3, 8, 36, 3))
+    }
+
+    def __init__(self,
+                 depth: int,
+                 drconv: Optional[dict] = dict(region_num=8),
+                 stage_with_drconv: Sequence[bool] = (False, True, True, True),
+                 **kwargs) -> None:
+        if depth not in self.arch_settings:
+            raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
+        if kwargs.get('dcn') is not None:
+            raise ValueError('dcn is not supported by DRResNet: its 3x3 convs are DRConv')
+        num_stages = kwargs.get('num_stages', 4)
+        if len(stage_with_drconv) != num_stages:
+            raise ValueError(f'stage_with_drconv needs one bool per stage ({num_stages}), got '
+                             f'{stage_with_drconv!r}')
+        self.drconv, self.stage_with_drconv = drconv, tuple(stage_with_drconv)
+        # mmdet zero-initialises the last norm of a block only for its own block classes
+        zero_init = kwargs.get('zero_init_residual', True) and kwargs.get('init_cfg') is None \
+            and kwargs.get('pretrained') is None
+        block = self.arch_settings[depth][0]
+        self._zero_init_cfg = dict(type='Constant', val=0, override=dict(
+            name='norm2' if block is DRBasicBlock else 'norm3')) if zero_init else None
+        super().__init__(depth=depth, **kwargs)
+
+    def make_res_layer(self, **kwargs) -> nn.Module:
+        stage = (kwargs['planes'] // self.base_channels).bit_length() - 1
+        with_drconv = self.drconv is not None and self.stage_with_drconv[stage]
+        return super().make_res_layer(
+            drconv=self.drconv if with_drconv else None,
+            **dict(kwargs, init_cfg=kwargs['init_cfg'] or self._zero_init_cfg))

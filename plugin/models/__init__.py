@@ -1,1 +1,4 @@
 """Losses and model wrappers (detectors, segmentors) that add to mmdet/mmseg models."""
+from .dsc_allocation_loss import DSCAllocationLoss  # noqa: F401
+from .dsc_detector import DSCDetector, DSCLossWrapper  # noqa: F401
+from .dsc_segmentor import DSCSegmentor  # noqa: F401

@@ -54,7 +54,7 @@ if mmcv_ok; then
   say "installing mmengine, mmdet, mmsegmentation and the rest (requirements/runtime.txt, tests.txt)"
   $PIP install -q "${reqs[@]}"
 else
-  say "building mmcv 2.1.0 with its ops from the sdist (about 15-20 minutes on 2 cores; pip caches the wheel),"
+  say "building mmcv 2.1.0 with its ops from the sdist (15-30 minutes on 2 cores; pip caches the wheel),"
   say "together with mmengine, mmdet, mmsegmentation and the rest (requirements/*.txt)"
   start=$(date +%s)
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install --no-build-isolation \

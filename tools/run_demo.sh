@@ -16,7 +16,8 @@ echo "[demo] testing $ckpt"
 "$PY" tools/test.py "$CFG" "$ckpt" --work-dir "$WORK" --out "$WORK/results.pkl"
 echo "[demo] AP by occlusion bucket"
 "$PY" tools/analysis/occlusion_eval.py "$DATA/annotations/instances_val.json" "$WORK/results.pkl" \
-  --iou-type bbox --out "$WORK/occlusion_report.json" --plot "$WORK/occlusion_ap.png"
+  --iou-type bbox --out "$WORK/occlusion_report.json" --plot "$WORK/occlusion_ap.png" \
+  --title "$(basename "$CFG" .py) on $(basename "$DATA")"
 t2=$(date +%s)
 echo "[demo] done: training $((t1 - t0)) s, test + occlusion report $((t2 - t1)) s"
 echo "[demo] plot: $WORK/occlusion_ap.png   per-epoch plots: $WORK/occlusion/"

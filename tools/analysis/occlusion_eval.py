@@ -37,6 +37,7 @@ def parse_args(argv=None):
                         default='pycocotools')
     parser.add_argument('--out', help='write the report json here')
     parser.add_argument('--plot', help='write the AP-vs-occlusion plot (PNG) here')
+    parser.add_argument('--title', help='title of the plot (default: the RESULTS file name)')
     parser.add_argument('--dataset-stats', nargs='?', const='', metavar='HIST_PNG',
                         help='print the histogram of r over GT_JSON (and plot it to HIST_PNG)')
     args = parser.parse_args(argv)
@@ -86,7 +87,7 @@ def main(argv=None):
         print(f'report: {args.out}')
     if args.plot:
         from plugin.visualization import plot_occlusion_reports
-        plot_occlusion_reports([report], args.plot, title=osp.basename(args.results))
+        plot_occlusion_reports([report], args.plot, title=args.title or osp.basename(args.results))
         print(f'plot: {args.plot}')
 
 

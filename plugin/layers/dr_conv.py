@@ -84,7 +84,8 @@ class DRConv2d(BaseModule):
     needs every region's output at every position, ``m`` convolutions' worth, in training only):
 
     * unfolded: each position's patch times its own region's filter (:func:`region_matmul`, a
-      segment-wise GEMM); one convolution's FLOPs forward, three plus ``m`` in training;
+      segment-wise GEMM on patches gathered in region order); one convolution's FLOPs forward,
+      three plus ``m`` in training;
     * factorised: tap ``t`` of ``W_j`` is ``sum_q V[j, q] a[j g + q, t] + V0[j]``, so ``W_j * X``
       is ``g + 1`` depthwise convs of ``X`` (kernels ``a[j g + q]`` and ones) and a 1x1 conv with
       ``[V[j], V0[j]]``: every region's output for ``m (g + 1) (O + k k)`` multiply-adds per
@@ -181,23 +182,12 @@ class DRConv2d(BaseModule):
         elif self.factorise_train if torch.is_grad_enabled() else self.factorise_infer:
             y = region_select(self._factorised(x), self.guide(x))
         else:
-            cols, weight = self._unfolded(x)
-            y = _region_matmul(cols, weight, self.guide(x))
+            weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
+            y = _region_matmul(x, weight, self.guide(x), self.kernel_size, self.stride,
+                               self.padding, self.dilation)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return y
-
-    def _unfolded(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """Patches ``[B, C k k, Ho, Wo]`` and the generated filters ``[B, m, O, C k k]``."""
-        b = x.shape[0]
-        weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
-        if self.kernel_size == (1, 1) and self.padding == (0, 0):
-            return x[:, :, ::self.stride[0], ::self.stride[1]], weight
-        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
-        ho, wo = (
-            (size + 2 * p - d * (k - 1) - 1) // s + 1 for size, p, d, k, s in zip(
-                x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride))
-        return cols.view(b, -1, ho, wo), weight
 
     def _factorised(self, x: Tensor) -> Tensor:
         """Every region's output ``[B, m, O, Ho, Wo]`` from the generator's factorisation:
@@ -224,14 +214,14 @@ class DRConv2d(BaseModule):
                 f'region_num={self.region_num}, impl={self.impl!r}')
 
 
-def _region_matmul(cols: Tensor, weight: Tensor, guide: Tensor) -> Tensor:
+def _region_matmul(x: Tensor, weight: Tensor, guide: Tensor, *conv: Tuple[int, int]) -> Tensor:
     """:func:`region_matmul` in one dtype: the autocast one when autocast is on."""
-    device = cols.device.type
+    device = x.device.type
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
         with torch.autocast(device, enabled=False):
-            return region_matmul(cols.to(dtype), weight.to(dtype), guide)
-    return region_matmul(cols, weight.to(cols.dtype), guide)
+            return region_matmul(x.to(dtype), weight.to(dtype), guide, *conv)
+    return region_matmul(x, weight.to(x.dtype), guide, *conv)
 
 
 def _region_matmul_flops(inputs: list, outputs: list) -> int:

@@ -12,15 +12,15 @@ ratio to nn.Conv2d measured in the same run.
 import argparse
 import json
 import os.path as osp
-import statistics
 import sys
 import tempfile
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from plugin.utils.benchmark import timed_in_turns  # noqa: E402
 
 
 def build(variant, args, regions):
@@ -34,30 +34,18 @@ def build(variant, args, regions):
 def measure_times(modules, x, device, repeat):
     """Median milliseconds of a training step and of an inference forward of each module."""
 
-    def sync():
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-
     def train(module):
-        module(x).sum().backward()
+        return lambda: module(x).sum().backward()
 
     def infer(module):
-        with torch.no_grad():
-            module(x)
+        def run():
+            with torch.no_grad():
+                module(x)
+        return run
 
-    result = {}
-    for kind, step in (('train', train), ('infer', infer)):
-        times = {key: [] for key in modules}
-        for i in range(repeat + 1):  # round 0 warms up
-            for key, module in modules.items():
-                sync()
-                start = time.perf_counter()
-                step(module)
-                sync()
-                if i:
-                    times[key].append((time.perf_counter() - start) * 1e3)
-        result[kind] = {key: statistics.median(t) for key, t in times.items()}
-    return result
+    return {kind: dict(zip(modules, timed_in_turns([step(m) for m in modules.values()], device,
+                                                   repeat)))
+            for kind, step in (('train', train), ('infer', infer))}
 
 
 def measure_memory(module, x, device):

@@ -22,9 +22,7 @@ import argparse
 import contextlib
 import itertools
 import os.path as osp
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +35,7 @@ import plugin.layers.dynamic_stride_conv as dsc_module  # noqa: E402
 from plugin.backbones import DSCResNet  # noqa: E402
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d  # noqa: E402
 from plugin.layers.dynamic_stride_conv import grid_centres  # noqa: E402
+from plugin.utils.benchmark import saved_activation_mb, timed_in_turns  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -93,20 +92,6 @@ def resnet50_shapes(args):
             if not args.convs or any(c in s[0] for c in args.convs)]
 
 
-def timed_in_turns(fns, args, device):
-    """Median milliseconds of one call per function, the functions taking turns."""
-    times = [[] for _ in fns]
-    for i in range(args.warmup + args.repeat):
-        for fn, record in zip(fns, times):
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            fn()
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            if i >= args.warmup:
-                record.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(t) for t in times]
 
 
 def table(title, header, rows):
@@ -149,7 +134,7 @@ def group_paths(args, device):
         if not args.no_mmcv:
             candidates.append(('mmcv DeformConv2d, offset repeated per tap',
                                lambda: mmcv_deform(x, weight, positions, plain, 2, pad)))
-        ms = timed_in_turns([step(fn) for _, fn in candidates], args, device)
+        ms = timed_in_turns([step(fn) for _, fn in candidates], device, args.repeat, args.warmup)
         for (impl, _), t in zip(candidates, ms):
             rows.append([name, impl, f'{t:.1f}', f'{t / ms[0]:.2f}'])
     table(f'paths: forward + backward, batch {args.batch}, ResNet-50 shapes at {args.size}px',
@@ -181,7 +166,8 @@ def group_layer(args, device):
                     m(x)
             return run
 
-        t = timed_in_turns([train(conv), train(dsc), infer(conv), infer(dsc)], args, device)
+        t = timed_in_turns([train(conv), train(dsc), infer(conv), infer(dsc)], device,
+                           args.repeat, args.warmup)
         rows.append([name, layout, f'{t[0]:.1f}', f'{t[1]:.1f}', f'**{t[1] / t[0]:.2f}**',
                      f'{t[2]:.1f}', f'{t[3]:.1f}', f'{t[3] / t[2]:.2f}'])
     table(f'layer: DynamicStrideConv2d (offset branch included) vs nn.Conv2d, batch {args.batch}'
@@ -190,20 +176,6 @@ def group_layer(args, device):
            'infer DSC ms', 'infer x'], rows)
 
 
-def saved_mb(model, inputs):
-    """Activations autograd keeps for backward in one training forward (parameters left out)."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(inputs)
-    return sum(storages.values()) / 2**20
 
 
 def group_backbone(args, device):
@@ -242,13 +214,13 @@ def group_backbone(args, device):
                     m(x)
             return run
 
-        t_train = timed_in_turns([train(m) for m in models], args, device)
+        t_train = timed_in_turns([train(m) for m in models], device, args.repeat, args.warmup)
         for m in models:
             m.eval()
-        t_infer = timed_in_turns([infer(m) for m in models], args, device)
+        t_infer = timed_in_turns([infer(m) for m in models], device, args.repeat, args.warmup)
         for m in models:
             m.train()
-        mem = [saved_mb(m, x) for m in models]
+        mem = [saved_activation_mb(m, x) for m in models]
         for (name, _), tr, ti, mb in zip(builders, t_train, t_infer, mem):
             rows.append([group, name, f'{tr:.0f}', f'**{tr / t_train[0]:.2f}**', f'{ti:.0f}',
                          f'{ti / t_infer[0]:.2f}', f'{mb:.0f}', f'{mb / mem[0]:.2f}'])

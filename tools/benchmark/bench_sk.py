@@ -11,9 +11,7 @@ RetinaNet's settings (256 channels, 5 levels, extra convs on the input).
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
-import time
 
 import torch
 from mmdet.models.backbones import ResNeXt
@@ -23,6 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.backbones import SKNet  # noqa: E402
 from plugin.necks import SKFPN  # noqa: E402
+from plugin.utils.benchmark import saved_activation_mb, timed_in_turns  # noqa: E402
 
 NECK_IN = [256, 512, 1024, 2048]
 
@@ -46,44 +45,21 @@ def train_step(model, inputs):
     sum(o.float().mean() for o in model(inputs)).backward()
 
 
-def timed_in_turns(models, inputs, device, args, train):
-    """Median milliseconds of one call per model, the models taking turns."""
-    times = [[] for _ in models]
+def timed(models, inputs, device, args, train):
+    """Median milliseconds of one training step or inference forward per model, in turns."""
     for model in models:
         model.train(train)
-    for i in range(args.warmup + args.repeat):
-        for model, record in zip(models, times):
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            if train:
-                train_step(model, inputs)
-            else:
-                with torch.no_grad():
-                    model(inputs)
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
-            if i >= args.warmup:
-                record.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(t) for t in times]
 
+    def call(model):
+        if train:
+            return lambda: train_step(model, inputs)
 
-def saved_mb(model, inputs):
-    """Activations autograd keeps for backward in one training forward (each storage once,
-    parameters left out): the part of training memory that grows with the input."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages = {}
+        def infer():
+            with torch.no_grad():
+                model(inputs)
+        return infer
 
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(inputs)
-    return sum(storages.values()) / 2**20
+    return timed_in_turns([call(m) for m in models], device, args.repeat, args.warmup)
 
 
 def peak_mb(model, inputs, device):
@@ -117,9 +93,11 @@ def main():
         torch.manual_seed(0)
         models = [build().to(device) for _, build in builders]
         inputs = inputs.to(device) if torch.is_tensor(inputs) else [x.to(device) for x in inputs]
-        infer = timed_in_turns(models, inputs, device, args, train=False)
-        train = timed_in_turns(models, inputs, device, args, train=True)
-        results = [dict(infer=infer[j], train=train[j], saved=saved_mb(model, inputs))
+        infer = timed(models, inputs, device, args, train=False)
+        train = timed(models, inputs, device, args, train=True)
+        for model in models:
+            model.train()  # mmdet's ResNet.train() returns None: not chained
+        results = [dict(infer=infer[j], train=train[j], saved=saved_activation_mb(model, inputs))
                    for j, model in enumerate(models)]
         for result, model in zip(results, models):
             if cuda:

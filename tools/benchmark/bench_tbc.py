@@ -16,9 +16,7 @@ Modules of a group are timed in turns (one call each per round), so a busy machi
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
-import time
 
 import torch
 from mmdet.models.backbones import ResNet
@@ -28,38 +26,27 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.backbones import TiedResNet  # noqa: E402
 from plugin.layers import TiedBlockConv2d  # noqa: E402
+from plugin.utils.benchmark import timed_in_turns  # noqa: E402
 
 
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def run(module, inputs, train):
-    if train:
-        out = module(inputs)
-        outs = out if isinstance(out, (tuple, list)) else (out, )
-        sum(o.float().mean() for o in outs).backward()
-    else:
-        with torch.no_grad():
-            module(inputs)
-
-
-def timed_in_turns(modules, inputs, device, repeat, warmup, train):
-    """Median milliseconds of one call per module, the modules taking turns."""
+def timed(modules, inputs, device, repeat, warmup, train):
+    """Median milliseconds of one training step or inference forward per module, in turns."""
     for m in modules:
         m.train(train)
-    times = [[] for _ in modules]
-    for r in range(warmup + repeat):
-        for i, m in enumerate(modules):
-            sync(device)
-            start = time.perf_counter()
-            run(m, inputs, train)
-            sync(device)
-            if r >= warmup:
-                times[i].append((time.perf_counter() - start) * 1e3)
-            m.zero_grad(set_to_none=True)
-    return [statistics.median(t) for t in times]
+
+    def call(module):
+        def step():
+            if train:
+                out = module(inputs)
+                outs = out if isinstance(out, (tuple, list)) else (out, )
+                sum(o.float().mean() for o in outs).backward()
+                module.zero_grad(set_to_none=True)
+            else:
+                with torch.no_grad():
+                    module(inputs)
+        return step
+
+    return timed_in_turns([call(m) for m in modules], device, repeat, warmup)
 
 
 def conv_table(args, device):
@@ -72,7 +59,7 @@ def conv_table(args, device):
                    nn.Conv2d(c, c, 3, padding=1, groups=g, bias=False),
                    TiedBlockConv2d(c, c, 3, padding=1, bias=False, B=g)]
         modules = [m.to(device) for m in modules]
-        base, group, tbc = timed_in_turns(modules, x, device, args.repeat, args.warmup, True)
+        base, group, tbc = timed(modules, x, device, args.repeat, args.warmup, True)
         rows.append(f'| {g} | {base:.2f} | {group:.2f} | {group / base:.2f} | {tbc:.2f} | '
                     f'{tbc / base:.2f} |')
     return rows
@@ -94,7 +81,7 @@ def backbone_table(args, device):
     for label, (n, h, w), train in cases:
         x = torch.randn(n, 3, h, w, device=device)
         repeat = args.repeat if n > 1 or device.type == 'cuda' else max(2, args.repeat // 2)
-        times = timed_in_turns(modules, x, device, repeat, args.warmup, train)
+        times = timed(modules, x, device, repeat, args.warmup, train)
         rows.append(f'| {label} | ' + ' | '.join(f'{t:.1f} | {t / times[0]:.2f}' for t in times)
                     + ' |')
     return rows

@@ -1,0 +1,23 @@
+"""The measurements the benchmarks share (plugin.utils.benchmark)."""
+import time
+
+import torch
+from torch import nn
+
+from plugin.utils.benchmark import saved_activation_mb, timed_in_turns
+
+
+def test_timed_in_turns_runs_the_functions_in_turn_and_takes_medians():
+    calls = []
+    fns = [lambda: calls.append('a'), lambda: (calls.append('b'), time.sleep(0.02))]
+    ms = timed_in_turns(fns, 'cpu', repeat=3, warmup=1)
+    assert calls == ['a', 'b'] * 4
+    assert len(ms) == 2 and ms[1] >= 20 > ms[0]
+
+
+def test_saved_activation_mb_counts_saved_activations_not_parameters():
+    linear = nn.Linear(256, 256, bias=False)  # keeps its input (1 MiB) and its weight
+    x = torch.randn(1024, 256, requires_grad=True)
+    assert saved_activation_mb(linear, x) == 1.0
+    linear_relu = nn.Sequential(nn.Linear(256, 256, bias=False), nn.ReLU())
+    assert saved_activation_mb(linear_relu, x) == 2.0  # + the ReLU's output

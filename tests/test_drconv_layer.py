@@ -75,6 +75,12 @@ LAYERS = [
 ]
 
 
+def force_path(layer, path):
+    """Make the fast layer take ``path`` ('unfolded' or 'factorised'; 'chosen': its own choice)."""
+    if path != 'chosen':
+        layer.factorise = lambda positions, training: path == 'factorised'
+
+
 def make_pair(in_channels=5, **kwargs):
     fast = DRConv2d(in_channels, **kwargs).double()
     ref = copy.deepcopy(fast)
@@ -84,17 +90,26 @@ def make_pair(in_channels=5, **kwargs):
 
 def test_fast_path_choice():
     layers = [DRConv2d(5, **kwargs) for kwargs in LAYERS[:2]]
-    assert (layers[0].factorise_train, layers[0].factorise_infer) == (True, False)
-    assert (layers[1].factorise_train, layers[1].factorise_infer) == (False, False)
-    assert not DRConv2d(5, 32, 3, padding=1, gen_channels=64).factorise_train
-    assert not DRConv2d(5, 32, 1).factorise_train
+    big = 56 * 56  # output positions per image: the filters' generation hardly counts
+    assert (layers[0].factorise(big, True), layers[0].factorise(big, False)) == (True, False)
+    assert (layers[1].factorise(big, True), layers[1].factorise(big, False)) == (False, False)
+    assert not DRConv2d(5, 32, 3, padding=1, gen_channels=64).factorise(big, True)
+    assert not DRConv2d(5, 32, 1).factorise(big, True)
+    # a 2x2 map (a late stage): generating m filters per image costs more than the factorisation
+    # (unfolded 4*9*32 + 40*8*32*9*2 per channel, factorised 4*16*41)
+    assert layers[0].factorise(4, False) and layers[1].factorise(4, True)
+    stage4 = DRConv2d(512, 512, 3, padding=1)  # measured: 7x7 and 14x14 infer 4-5x faster so
+    assert stage4.factorise(7 * 7, False) and stage4.factorise(14 * 14, False)
+    assert not stage4.factorise(56 * 56, False)
 
 
+@pytest.mark.parametrize('path', ['chosen', 'unfolded', 'factorised'])
 @pytest.mark.parametrize('grad', [True, False], ids=['training', 'inference'])
 @pytest.mark.parametrize('kwargs', LAYERS)
-def test_output_is_the_convolution_with_each_positions_region_filter(kwargs, grad):
+def test_output_is_the_convolution_with_each_positions_region_filter(kwargs, grad, path):
     torch.manual_seed(3)
     layer, _ = make_pair(**kwargs)
+    force_path(layer, path)
     x = torch.randn(2, 5, 7, 8, dtype=torch.float64)
     with torch.set_grad_enabled(grad):
         y = layer(x).detach()
@@ -111,10 +126,12 @@ def test_output_is_the_convolution_with_each_positions_region_filter(kwargs, gra
             torch.testing.assert_close(y[s][:, where], conv[:, where])
 
 
+@pytest.mark.parametrize('path', ['chosen', 'unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', LAYERS)
-def test_fast_equals_reference_in_values_and_gradients(kwargs):
+def test_fast_equals_reference_in_values_and_gradients(kwargs, path):
     torch.manual_seed(4)
     fast, ref = make_pair(**kwargs)
+    force_path(fast, path)
     x = torch.randn(2, 5, 9, 7, dtype=torch.float64, requires_grad=True)
     y_fast, y_ref = fast(x), ref(x)
     torch.testing.assert_close(y_fast, y_ref)
@@ -222,7 +239,7 @@ def test_bad_arguments_raise(kwargs, message):
 
 def test_complexity_counts_the_region_matmul():
     layer = DRConv2d(16, 16, 3, padding=1)  # inference: unfolded, the cost of a 3x3 conv
-    assert not layer.factorise_infer
+    assert not layer.factorise(20 * 20, False)
     c = module_complexity(layer, torch.randn(1, 16, 20, 20))
     assert c['uncounted'] == [] or not any('PythonOp' in op for op in c['uncounted'])
     conv = 20 * 20 * 16 * 16 * 9

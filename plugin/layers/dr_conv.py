@@ -80,8 +80,9 @@ class DRConv2d(BaseModule):
     Two implementations give the same outputs and gradients. ``impl='reference'`` convolves with
     all ``m`` generated filters and keeps each position's (:func:`region_select`): ``m`` times a
     convolution's FLOPs and output memory, forward and backward. ``impl='fast'`` takes the cheaper
-    of two exact paths, by multiply-adds, separately for training and inference (the surrogate
-    needs every region's output at every position, ``m`` convolutions' worth, in training only):
+    of two exact paths, by multiply-adds for the input's size (:meth:`factorise`), separately for
+    training and inference (the surrogate needs every region's output at every position, ``m``
+    convolutions' worth, in training only):
 
     * unfolded: each position's patch times its own region's filter (:func:`region_matmul`, a
       segment-wise GEMM on patches gathered in region order); one convolution's FLOPs forward,
@@ -161,12 +162,29 @@ class DRConv2d(BaseModule):
         self.generator = DRFilterGenerator(in_channels, out_channels, kernel_size, region_num,
                                            gen_channels, gen_act_cfg)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        # multiply-adds per output position and input channel of the two fast paths (docstring)
-        taps, per_region = kernel_size[0] * kernel_size[1], gen_channels // region_num
-        dense = region_num * (per_region + 1) * (out_channels + taps)  # all regions' 1x1 + dw
-        unfolded = taps * out_channels  # the own region's conv; the surrogate adds m of them
-        self.factorise_train = region_num > 1 and 3 * dense < (3 + region_num) * unfolded
-        self.factorise_infer = region_num > 1 and dense < unfolded
+
+    # generating one filter element (a 1x1 conv with g inputs per output, memory-bound) takes
+    # about as long as 40 multiply-adds of a GEMM: fitted to CPU timings of 3x3 DRConvs with
+    # 64-512 channels on 7x7 to 56x56 maps (docs/drconv.md); it decides late, small stages
+    FILTER_ELEMENT_COST = 40
+
+    def factorise(self, positions: int, training: bool) -> bool:
+        """Whether the factorised path is cheaper than the unfolded one for an image with
+        ``positions`` output positions (multiply-adds per input channel; class docstring):
+        unfolded, each position's own filter (``k k O``; training: the surrogate adds ``m`` of
+        them) plus generating the ``m`` filters once per image (``m O k k (g + 1)`` at
+        ``FILTER_ELEMENT_COST``); factorised, every region's ``g + 1`` depthwise convs and 1x1
+        conv (``m (g + 1) (O + k k)``) per position, no filters."""
+        if self.region_num == 1:
+            return False
+        m, o = self.region_num, self.out_channels
+        taps = self.kernel_size[0] * self.kernel_size[1]
+        g = self.generator.weight.shape[3]
+        passes = 3 if training else 1  # forward, then grad-input and grad-weight
+        dense = positions * m * (g + 1) * (o + taps)
+        own = positions * taps * o * (passes + (m if training else 0))  # + the surrogate's m
+        filters = self.FILTER_ELEMENT_COST * m * o * taps * (g + 1) * passes
+        return passes * dense < own + filters
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
@@ -179,7 +197,7 @@ class DRConv2d(BaseModule):
             weight = self.generator(x).reshape(-1, c, *self.kernel_size)
             y_all = F.conv2d(x.reshape(1, b * c, h, w), weight, groups=b, **conv)
             y = region_select(y_all.view(b, self.region_num, -1, *y_all.shape[2:]), self.guide(x))
-        elif self.factorise_train if torch.is_grad_enabled() else self.factorise_infer:
+        elif self.factorise(prod(self._out_size(h, w)), torch.is_grad_enabled()):
             y = region_select(self._factorised(x), self.guide(x))
         else:
             weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
@@ -188,6 +206,10 @@ class DRConv2d(BaseModule):
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return y
+
+    def _out_size(self, h: int, w: int) -> Tuple[int, int]:
+        return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, p, d, k, s in zip(
+            (h, w), self.padding, self.dilation, self.kernel_size, self.stride))
 
     def _factorised(self, x: Tensor) -> Tensor:
         """Every region's output ``[B, m, O, Ho, Wo]`` from the generator's factorisation:

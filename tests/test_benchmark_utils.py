@@ -21,3 +21,20 @@ def test_saved_activation_mb_counts_saved_activations_not_parameters():
     assert saved_activation_mb(linear, x) == 1.0
     linear_relu = nn.Sequential(nn.Linear(256, 256, bias=False), nn.ReLU())
     assert saved_activation_mb(linear_relu, x) == 2.0  # + the ReLU's output
+
+
+def test_run_all_writes_one_table_with_a_ratio_per_row(tmp_path):
+    import os.path as osp
+
+    from conftest import ROOT, run_tool
+    out = str(tmp_path / 'bench.md')
+    run_tool([osp.join(ROOT, 'tools', 'benchmark', 'run_all.py'), '--size', '32', '--repeat', '1',
+              '--warmup', '0', '--only', 'TBC', 'DSC 3x3', '--out', out])
+    rows = [line for line in open(out) if line.startswith('| ') and '**' in line]
+    assert [r.split(' | ')[0] for r in rows] == ['| TBC 3x3 256->256, B=4',
+                                                 '| DSC 3x3 256->256, stride 2']
+    for row in rows:
+        cells = row.strip(' |\n').split(' | ')
+        train, base, ratio = float(cells[3]), float(cells[4]), float(cells[5].strip('*'))
+        low, high = (train - 0.05) / (base + 0.05), (train + 0.05) / (base - 0.05)  # ms to 0.05
+        assert low - 0.005 <= ratio <= high + 0.005

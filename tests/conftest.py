@@ -47,6 +47,18 @@ def run_tool(args, timeout=600, env=None, cwd=ROOT):
     return proc
 
 
+def load_plugin_config(path):
+    """``(cfg, scope)`` of a config of ours, checked for what every one promises: it imports the
+    plugin and, for mmdet, rides the occlusion evaluation along."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    assert 'plugin' in cfg.custom_imports['imports']
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope == 'mmdet':
+        assert 'OcclusionEvalHook' in [h['type'] for h in cfg.custom_hooks]
+    return cfg, scope
+
+
 def tensor_forward(model, scope, size=64, seed=0):
     """The tensors of ``model(x, samples, mode='tensor')`` for one random ``size``x``size`` image
     (no grad); ``scope`` picks mmdet's or mmseg's data sample."""

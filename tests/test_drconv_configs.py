@@ -7,9 +7,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from conftest import ROOT, data_options, run_tool, tensor_forward
+from conftest import ROOT, data_options, load_plugin_config, run_tool, tensor_forward
 from plugin.analysis import build_model, find_backbone
 from plugin.backbones import DRMobileNetV2, DRResNet, DRShuffleNetV2
 from plugin.layers import DRConv2d
@@ -28,12 +27,8 @@ def test_every_algorithm_has_each_backbone():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_runs_forward(path):
-    cfg = Config.fromfile(path)
+    cfg, scope = load_plugin_config(path)
     name = osp.basename(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmdet':
-        assert 'OcclusionEvalHook' in [h['type'] for h in cfg.custom_hooks]
-    assert 'plugin' in cfg.custom_imports['imports']
     model = build_model(cfg)
     backbone = find_backbone(model)
     (cls, ) = [c for key, c in BACKBONES.items() if key in name]

@@ -6,9 +6,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from conftest import ROOT, data_options, run_tool, tensor_forward
+from conftest import ROOT, data_options, load_plugin_config, run_tool, tensor_forward
 from plugin.analysis import build_model
 from plugin.backbones import DSCResNet
 from plugin.models import DSCDetector, DSCSegmentor
@@ -20,12 +19,8 @@ BUCKETS = ('0-0.2', '0.2-0.4', '0.4-0.6', '0.6-0.8', '0.8-inf')
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_runs_forward(path):
-    cfg = Config.fromfile(path)
+    cfg, scope = load_plugin_config(path)
     name = osp.basename(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmdet':
-        assert 'OcclusionEvalHook' in [h['type'] for h in cfg.custom_hooks]
-    assert 'plugin' in cfg.custom_imports['imports']
     model = build_model(cfg)
     if 'dscloss' in name:
         assert isinstance(model, DSCSegmentor if scope == 'mmseg' else DSCDetector)

@@ -5,9 +5,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from conftest import ROOT, data_options, run_tool, tensor_forward
+from conftest import ROOT, data_options, load_plugin_config, run_tool, tensor_forward
 from plugin.analysis import build_model
 from plugin.backbones import SKNet
 from plugin.necks import SKFPN
@@ -18,12 +17,8 @@ CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'sk', '*.py')))
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_runs_forward(path):
-    cfg = Config.fromfile(path)
+    cfg, scope = load_plugin_config(path)
     name = osp.basename(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmdet':
-        assert 'OcclusionEvalHook' in [h['type'] for h in cfg.custom_hooks]
-    assert 'plugin' in cfg.custom_imports['imports']
     fewer_proposals = {'model.test_cfg.rpn.nms_pre': 100, 'model.test_cfg.rpn.max_per_img': 20}
     model = build_model(cfg, fewer_proposals if 'rpn' in cfg.model.get('test_cfg', {}) else None)
     if '_sknet' in name:

@@ -6,9 +6,8 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from conftest import ROOT, tensor_forward
+from conftest import ROOT, load_plugin_config, tensor_forward
 from plugin.analysis.complexity import build_model, find_backbone
 
 DEMO = osp.join(ROOT, 'configs', 'demo', 'retinanet_tiedresnet-tiny_fpn_1x_occshapes.py')
@@ -30,11 +29,7 @@ def tiny_forward(cfg):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_runs_forward(path):
-    cfg = Config.fromfile(path)
-    assert 'plugin' in cfg.custom_imports.imports
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmdet':  # the occlusion evaluation rides along every detection config
-        assert any(h.type == 'OcclusionEvalHook' for h in cfg.custom_hooks)
+    cfg, scope = load_plugin_config(path)
     if '_2x_' in path:
         assert cfg.train_cfg.max_epochs == 24
     key = json.dumps(dict(scope=scope, model=cfg.model.to_dict()), sort_keys=True, default=str)

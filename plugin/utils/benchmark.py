@@ -28,6 +28,29 @@ def timed_in_turns(fns: Sequence[Callable[[], object]], device: torch.device, re
     return [statistics.median(t) for t in times]
 
 
+def timed_steps(modules: Sequence[nn.Module], inputs: torch.Tensor, device: torch.device,
+                repeat: int, warmup: int = 1, train: bool = True) -> List[float]:
+    """:func:`timed_in_turns` of one training step (forward, the mean of every output summed,
+    backward, gradients dropped) or one inference forward (``no_grad``) of each module, the
+    modules put in train or eval mode accordingly."""
+    for m in modules:
+        m.train(train)
+
+    def call(module):
+        def step():
+            if train:
+                out = module(inputs)
+                outs = out if isinstance(out, (tuple, list)) else (out, )
+                sum(o.float().mean() for o in outs).backward()
+                module.zero_grad(set_to_none=True)
+            else:
+                with torch.no_grad():
+                    module(inputs)
+        return step
+
+    return timed_in_turns([call(m) for m in modules], device, repeat, warmup)
+
+
 def saved_activation_mb(model: nn.Module, *inputs) -> float:
     """MiB of the tensors autograd keeps for backward in one forward of ``model`` (each storage
     once, parameters left out): the part of training memory that grows with the input."""

@@ -26,27 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.backbones import TiedResNet  # noqa: E402
 from plugin.layers import TiedBlockConv2d  # noqa: E402
-from plugin.utils.benchmark import timed_in_turns  # noqa: E402
-
-
-def timed(modules, inputs, device, repeat, warmup, train):
-    """Median milliseconds of one training step or inference forward per module, in turns."""
-    for m in modules:
-        m.train(train)
-
-    def call(module):
-        def step():
-            if train:
-                out = module(inputs)
-                outs = out if isinstance(out, (tuple, list)) else (out, )
-                sum(o.float().mean() for o in outs).backward()
-                module.zero_grad(set_to_none=True)
-            else:
-                with torch.no_grad():
-                    module(inputs)
-        return step
-
-    return timed_in_turns([call(m) for m in modules], device, repeat, warmup)
+from plugin.utils.benchmark import timed_steps  # noqa: E402
 
 
 def conv_table(args, device):
@@ -59,7 +39,7 @@ def conv_table(args, device):
                    nn.Conv2d(c, c, 3, padding=1, groups=g, bias=False),
                    TiedBlockConv2d(c, c, 3, padding=1, bias=False, B=g)]
         modules = [m.to(device) for m in modules]
-        base, group, tbc = timed(modules, x, device, args.repeat, args.warmup, True)
+        base, group, tbc = timed_steps(modules, x, device, args.repeat, args.warmup, True)
         rows.append(f'| {g} | {base:.2f} | {group:.2f} | {group / base:.2f} | {tbc:.2f} | '
                     f'{tbc / base:.2f} |')
     return rows
@@ -81,7 +61,7 @@ def backbone_table(args, device):
     for label, (n, h, w), train in cases:
         x = torch.randn(n, 3, h, w, device=device)
         repeat = args.repeat if n > 1 or device.type == 'cuda' else max(2, args.repeat // 2)
-        times = timed(modules, x, device, repeat, args.warmup, train)
+        times = timed_steps(modules, x, device, repeat, args.warmup, train)
         rows.append(f'| {label} | ' + ' | '.join(f'{t:.1f} | {t / times[0]:.2f}' for t in times)
                     + ' |')
     return rows

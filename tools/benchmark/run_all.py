@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from plugin.backbones import DRResNet, DSCResNet, SKNet, TiedResNet  # noqa: E402
 from plugin.layers import (DRConv2d, DynamicStrideConv2d, SKConv2d,  # noqa: E402
                            TiedBlockConv2d)
-from plugin.utils.benchmark import timed_in_turns  # noqa: E402
+from plugin.utils.benchmark import timed_steps  # noqa: E402
 
 Builder = Callable[[], nn.Module]
 
@@ -68,27 +68,8 @@ def cases(args) -> List[Tuple[str, str, Builder, Builder, Tuple[int, ...]]]:
 
 def measure(ours: nn.Module, base: nn.Module, x: torch.Tensor, args) -> List[float]:
     """Milliseconds: train ours, train baseline, infer ours, infer baseline (in turns)."""
-
-    def train(m):
-        def step():
-            out = m(x)
-            outs = out if isinstance(out, (tuple, list)) else (out, )
-            sum(o.float().mean() for o in outs).backward()
-            m.zero_grad(set_to_none=True)
-        return step
-
-    def infer(m):
-        def step():
-            with torch.no_grad():
-                m(x)
-        return step
-
-    for m in (ours, base):
-        m.train()
-    t = timed_in_turns([train(ours), train(base)], args.device, args.repeat, args.warmup)
-    for m in (ours, base):
-        m.eval()
-    return t + timed_in_turns([infer(ours), infer(base)], args.device, args.repeat, args.warmup)
+    return [t for train in (True, False)
+            for t in timed_steps([ours, base], x, args.device, args.repeat, args.warmup, train)]
 
 
 def main(argv=None) -> str:

@@ -1,4 +1,6 @@
 """SKNet backbones (paper Table 2 counts, mmdet ResNet interface) and the SKFPN neck."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,6 +86,19 @@ def test_shapes_and_every_parameter_gets_a_gradient():
     sum(o.mean() for o in outs).backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None]
     assert not missing
+
+
+def test_depth14_has_one_sk_block_per_stage():
+    """The light SKNet of the occlusion study: depth 50's blocks, one per stage."""
+    net = SKNet(depth=14, groups=8, base_width=4, base_channels=16)
+    assert [len(getattr(net, f'layer{i}')) for i in range(1, 5)] == [1, 1, 1, 1]
+    assert all(isinstance(getattr(net, f'layer{i}')[0].conv2, SKConv2d) for i in range(1, 5))
+    outs = net(torch.randn(2, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [64, 128, 256, 512]
+    deep = SKNet(depth=50, groups=8, base_width=4, base_channels=16)
+    first = {k: v.shape for k, v in deep.state_dict().items()
+             if not re.match(r'layer\d\.[1-9]', k)}
+    assert {k: v.shape for k, v in net.state_dict().items()} == first
 
 
 def test_resnet_interface_dilation_frozen_stages_cp_plugins():

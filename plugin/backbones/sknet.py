@@ -46,10 +46,11 @@ class SKNet(ResNeXt):
 
     ``dict(type='SKNet', depth=50)`` is the paper's SKNet-50: ResNeXt-50 32x4d whose 3x3 convs
     are SK[2, 32, 16] with L=32 (27.5M parameters, 4.47 GFLOPs at 224x224 with the 1000-class fc).
-    The stride-2 of a stage is on the SK conv (``style='pytorch'``).
+    The stride-2 of a stage is on the SK conv (``style='pytorch'``). ``depth=14`` (one block
+    per stage, as TiedResNet's ``depth=14``) is a light variant for small data and CPU studies.
 
     Args:
-        depth: 50 or 101.
+        depth: 14, 50 or 101.
         groups, base_width: ResNeXt's cardinality and width per group (32, 4).
         num_branches, reduction, min_dim: SK's ``M``, ``r`` and ``L``.
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``, ``norm_cfg``,
@@ -58,6 +59,7 @@ class SKNet(ResNeXt):
     """
 
     arch_settings = {
+        14: (SKBottleneck, (1, 1, 1, 1)),
         50: (SKBottleneck, (3, 4, 6, 3)),
         101: (SKBottleneck, (3, 4, 23, 3)),
     }

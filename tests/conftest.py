@@ -47,6 +47,16 @@ def run_tool(args, timeout=600, env=None, cwd=ROOT):
     return proc
 
 
+def load_tool(relative):
+    """A script under tools/ as a module (its functions, without running its main)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(osp.basename(relative)[:-3],
+                                                  osp.join(ROOT, relative))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_plugin_config(path):
     """``(cfg, scope)`` of a config of ours, checked for what every one promises: it imports the
     plugin and, for mmdet, rides the occlusion evaluation along."""

@@ -1,5 +1,4 @@
 """tools/analysis/occlusion_eval.py: reports, pkl input, and one clear line on bad input."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, load_tool, run_tool
 from plugin.evaluation.occlusion import evaluate_by_occlusion, load_results
 from plugin.evaluation.results_io import load_gt
 
@@ -24,10 +23,7 @@ def gt_dets(coco, score=0.9):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location('occlusion_eval_cli', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis/occlusion_eval.py')
 
 
 def cli_error(*args):

@@ -4,11 +4,11 @@ from .drconv_regions import draw_region_masks, overlay_regions, record_region_ma
 from .dsc_maps import DSCSampling, DSCTracer, dsc_maps, plot_dsc_maps, sampling_density
 from .filter_similarity import (guided_backprop_patterns, plot_similarity_histograms,
                                 weight_similarities)
-from .occlusion_plot import plot_occlusion_reports, plot_ratio_histogram
+from .occlusion_plot import plot_occlusion_reports, plot_occlusion_study, plot_ratio_histogram
 
 __all__ = [
     'draw_region_masks', 'overlay_regions', 'record_region_masks', 'region_palette', 'DSCSampling',
     'DSCTracer', 'dsc_maps', 'plot_dsc_maps', 'sampling_density', 'guided_backprop_patterns',
     'plot_similarity_histograms', 'weight_similarities', 'plot_occlusion_reports',
-    'plot_ratio_histogram'
+    'plot_occlusion_study', 'plot_ratio_histogram'
 ]

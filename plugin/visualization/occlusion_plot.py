@@ -65,3 +65,51 @@ def plot_ratio_histogram(ratios: Sequence[float], bins: Sequence[float], out_fil
     fig.savefig(out_file)
     plt.close(fig)
     return out_file
+
+
+def plot_occlusion_study(rows: Sequence[dict], out_file: str, title: Optional[str] = None) -> str:
+    """AP against occlusion bucket for several backbones: one panel per (detector, IoU type), one
+    line per backbone at its mean over seeds, the band one standard deviation either side.
+
+    ``rows`` are those of ``tools/study/occlusion_study.py``'s ``aggregate``: ``detector``,
+    ``iou_type``, ``backbone``, ``metric``, and ``buckets`` with ``name``, ``num_images``,
+    ``mean``, ``std``. Returns ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r['detector'], r['iou_type']) for r in rows},
+                    key=lambda p: (p[0] != 'retinanet', p))
+    backbones = sorted({r['backbone'] for r in rows})
+    colours = {b: plt.get_cmap('tab10')(k % 10) for k, b in enumerate(backbones)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), dpi=120,
+                             sharey=True, squeeze=False)
+    for ax, (detector, iou_type) in zip(axes[0], panels):
+        buckets = None
+        for row in sorted(rows, key=lambda r: r['backbone']):
+            if (row['detector'], row['iou_type']) != (detector, iou_type):
+                continue
+            buckets = row['buckets']
+            xs = list(range(len(buckets)))
+            mean = [float('nan') if b['mean'] is None else b['mean'] for b in buckets]
+            std = [float('nan') if b['std'] is None else b['std'] for b in buckets]
+            colour = colours[row['backbone']]
+            ax.plot(xs, mean, marker='o', color=colour, label=row['backbone'])
+            ax.fill_between(xs, [max(m - s, 0) for m, s in zip(mean, std)],
+                            [m + s for m, s in zip(mean, std)], color=colour, alpha=0.15)
+        ax.set_xticks(range(len(buckets)))
+        ax.set_xticklabels([f"{b['name']}\n{b['num_images']} img" for b in buckets], fontsize=8)
+        ax.set_xlabel('occlusion ratio r')
+        ax.set_title(f'{detector}: {iou_type} {rows[0]["metric"]}')
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f'COCO {rows[0]["metric"]} (mean ± std over seeds)')
+    handles = [plt.Line2D([], [], color=colours[b], marker='o') for b in backbones]
+    fig.legend(handles, backbones, loc='lower center', ncol=len(backbones), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file)
+    plt.close(fig)
+    return out_file

@@ -22,7 +22,7 @@ PY
 
 all_ok() { "$PY" - <<'PY' 2>/dev/null
 import importlib.metadata as md
-import plugin, mmdet, mmseg  # noqa: F401
+import plugin, mmdet, mmseg, mkdocs  # noqa: F401
 assert md.version('mmengine') == '0.10.7' and md.version('mmdet') == '3.3.0'
 assert md.version('mmsegmentation') == '1.2.2'
 PY
@@ -48,10 +48,10 @@ fi
 say "installing build tools for mmcv's ops (requirements/build.txt)"
 $PIP install -q -r requirements/build.txt
 
-reqs=(-r requirements/runtime.txt -r requirements/tests.txt)
+reqs=(-r requirements/runtime.txt -r requirements/tests.txt -r requirements/docs.txt)
 if mmcv_ok; then
   say "keeping mmcv 2.1.0 with compiled ops"
-  say "installing mmengine, mmdet, mmsegmentation and the rest (requirements/runtime.txt, tests.txt)"
+  say "installing mmengine, mmdet, mmsegmentation and the rest (requirements/runtime.txt, tests.txt, docs.txt)"
   $PIP install -q "${reqs[@]}"
 else
   say "building mmcv 2.1.0 with its ops from the sdist (15-30 minutes on 2 cores; pip caches the wheel),"

@@ -1,0 +1,93 @@
+"""The documentation site builds with warnings as errors, and its generated pages match configs/."""
+import os.path as osp
+import re
+import sys
+
+import pytest
+
+from conftest import ROOT, load_tool, run_tool
+
+
+@pytest.fixture(scope='module')
+def zoo():
+    return load_tool('tools/docs/model_zoo.py')
+
+
+def zoo_rows():
+    """``{config name: [cells]}`` of docs/model_zoo.md's tables (baselines keyed 'mmdet::name')."""
+    rows = {}
+    with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
+        for line in f:
+            m = re.match(r'\| (?:(mmdet|mmseg) )?`([^`]+)`(?: \(baseline\))? \|(.*)\|$', line)
+            if m:
+                key = f'{m[1]}::{m[2]}' if m[1] else m[2]
+                rows[key] = [c.strip() for c in m[3].split('|')]
+    return rows
+
+
+def test_mkdocs_build_strict(tmp_path):
+    proc = run_tool([sys.executable, '-m', 'mkdocs', 'build', '--strict', '--site-dir',
+                     str(tmp_path / 'site')], timeout=300)
+    assert 'WARNING' not in proc.stderr, proc.stderr
+    for page in ('index.html', 'model_zoo/index.html', 'occlusion_study/index.html',
+                 'study/occlusion_study.png'):
+        assert (tmp_path / 'site' / page).is_file(), page
+
+
+def test_model_zoo_lists_every_config_and_its_baselines(zoo):
+    rows = zoo_rows()
+    configs = zoo.find_configs(osp.join(ROOT, 'configs'))
+    missing = [p for p in configs if osp.basename(p)[:-3] not in rows]
+    assert not missing, f'regenerate docs/model_zoo.md (tools/docs/model_zoo.py): {missing}'
+    assert not set(rows) - {osp.basename(p)[:-3] for p in configs} - {
+        f"{u.split('::')[0]}::{osp.basename(u)[:-3]}"
+        for u in map(zoo.upstream_config, configs) if u}, 'rows of configs that no longer exist'
+    assert 'mmdet::retinanet_r50_fpn_1x_coco' in rows
+    cpu_sized = [osp.basename(p)[:-3] for p in configs
+                 if p.split(osp.sep)[-2] in ('demo', 'study')]
+    assert cpu_sized and all(rows[c][-2] != '-' for c in cpu_sized), 'CPU latency of the CPU models'
+
+
+@pytest.mark.parametrize('config', ['configs/demo/retinanet_r18-tiny_fpn_1x_occshapes.py',
+                                    'configs/study/retinanet_sknet14-tiny_fpn_occshapes.py',
+                                    'configs/demo/fcn_r18-tiny-d8_occshapes-seg.py'])
+def test_model_zoo_numbers_are_the_generators(zoo, config):
+    """Parameters and FLOPs of the page equal a fresh measurement (latency depends on the CPU)."""
+    row = zoo.measure(osp.join(ROOT, config), repeat=1, with_latency=False, memo={})
+    cells = zoo_rows()[osp.basename(config)[:-3]]
+    assert cells[:8] == [row['model'], row['backbone'], row['neck'],
+                         f"{row['backbone_params'] / 1e6:.2f}",
+                         f"{row['backbone_flops_224'] / 1e9:.2f}",
+                         f"{row['model_params'] / 1e6:.2f}", f"{row['model_flops'] / 1e9:.2f}",
+                         f"{row['shape'][0]}x{row['shape'][1]}"]
+
+
+def test_model_zoo_helpers(zoo):
+    tbc = osp.join(ROOT, 'configs/tbc/retinanet_tiedresnet50_fpn_2x_coco.py')
+    assert zoo.upstream_config(tbc) == 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+    assert osp.isfile(zoo.resolve(zoo.upstream_config(tbc)))
+    assert zoo.upstream_config(osp.join(ROOT, 'configs/demo/'
+                                        'retinanet_r18-tiny_fpn_1x_occshapes.py')) is None
+    assert zoo.describe_backbone(dict(type='DRResNet', depth=50, drconv=dict(region_num=4))) == \
+        'DRResNet-50 (m=4)'
+    assert zoo.describe_backbone(dict(type='TiedResNet', depth=50, arch='S')) == 'TiedResNet-50 S'
+    assert zoo.paper_key(dict(type='SKNet', depth=50)) in zoo.PAPER
+    assert zoo.paper_key(dict(type='ResNet', depth=50, plugins=[dict(cfg=dict(type='TiedSE'))])) \
+        not in zoo.PAPER
+
+
+def test_study_page_holds_the_generated_table():
+    with open(osp.join(ROOT, 'docs', 'occlusion_study.md')) as f:
+        page = f.read()
+    block = page.split('<!-- study:begin -->\n')[1].split('<!-- study:end -->')[0]
+    study = load_tool('tools/study/occlusion_study.py')
+    expected = set()
+    for config in study.parse_args([]).configs:
+        detector, backbone = study.split_name(config)
+        for iou_type in ('bbox', 'segm') if detector == 'mask-rcnn' else ('bbox', ):
+            expected.add((detector, iou_type, backbone))
+    rows = {tuple(c.strip() for c in line.split('|')[1:4]) for line in block.splitlines()
+            if line.startswith('| retinanet') or line.startswith('| mask-rcnn')}
+    assert rows == expected
+    assert osp.isfile(osp.join(ROOT, 'docs', 'study', 'occlusion_study.png'))
+    assert page.split('<!-- study:end -->')[1].strip(), 'the discussion follows the table'

@@ -1,0 +1,307 @@
+"""Generate docs/model_zoo.md from configs/: every config's backbone and whole-model parameters and
+FLOPs, its CPU latency, and the paper's numbers beside ours.
+
+    python tools/docs/model_zoo.py [--configs configs] [--out docs/model_zoo.md] [--repeat 3]
+        [--threads N] [--no-latency]
+
+Nothing in the page is typed by hand except the papers' numbers (``PAPER`` below, with their
+source). Backbone numbers are at 224x224 (the papers' ImageNet convention, without classifier);
+whole-model numbers and latency at the config's own test size (the ``Resize`` scale of its test
+pipeline, or ``crop_size`` for mmseg). Configs that build the same model at the same size (1x and
+2x schedules, a loss-only change) are measured once. Each family's table starts with the mmdet /
+mmseg configs that its configs inherit (``_base_ = 'mmdet::...'``), measured the same way.
+"""
+import argparse
+import copy
+import glob
+import importlib
+import json
+import os
+import os.path as osp
+import platform
+import re
+import sys
+import time
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from plugin.analysis.complexity import (_data_samples, _TensorForward,  # noqa: E402
+                                        build_model, find_backbone, module_complexity)
+
+# (backbone type, depth or widen factor, preset) -> what the paper reports for its ImageNet model
+# (classifier included, so above our backbone-only columns by the fc: 2.05 M params for a
+# 2048-channel last stage).
+PAPER = {
+    ('ResNet', 50, None): 'ResNet-50: 25.6 M / 4.1 G (TBC paper, Table 1)',
+    ('ResNeXt', 50, None): 'ResNeXt-50 32x4d: 25.0 M / 4.24 G (SKNet, Table 2)',
+    ('TiedResNet', 50, 'base'): 'TiedResNet50: ~0.90x ResNet-50 params (~23.0 M), FLOPs '
+                                '"similar" (TBC, Table 1)',
+    ('TiedResNet', 50, 'S'): 'TiedResNet50-S: ~0.54x params (~13.8 M), ~0.60x FLOPs (~2.5 G) '
+                             '(TBC, Table 1)',
+    ('SKNet', 50, None): 'SKNet-50: 27.5 M / 4.47 G (SKNet, Table 2)',
+    ('SKNet', 101, None): 'SKNet-101: 48.9 M / 8.46 G (SKNet, Table 2)',
+    ('DRShuffleNetV2', 0.5, 'dr'): 'DRConv-ShuffleNetV2 0.5x: 46 M MAdds (DRConv, Table 1; '
+                                   'with conv5 and fc)',
+    ('DRShuffleNetV2', 0.5, None): 'ShuffleNetV2 0.5x: 1.4 M / 41 M MAdds (ShuffleNetV2, '
+                                   'Table 5)',
+}
+FAMILIES = [('tbc', 'Tied Block Convolution', 'tbc.md'), ('drconv', 'DRConv', 'drconv.md'),
+            ('dsc', 'Dynamic Stride Convolution', 'dsc.md'), ('sk', 'Selective Kernel', 'sk.md'),
+            ('demo', 'Demo (occlusion-shapes, CPU)', 'getting_started.md'),
+            ('study', 'Occlusion study (occlusion-shapes, CPU)', 'occlusion_study.md')]
+
+
+def find_configs(root: str) -> List[str]:
+    return sorted(p for p in glob.glob(osp.join(root, '**', '*.py'), recursive=True)
+                  if '_base_' not in p.split(osp.sep))
+
+
+def upstream_config(path: str) -> Optional[str]:
+    """``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``: the first mmdet/mmseg config (not a
+    ``_base_`` fragment) that ``path`` inherits, directly or through its relative bases."""
+    with open(path) as f:
+        text = f.read()
+    for scope, name in re.findall(r"['\"](mmdet|mmseg)::([\w\-./]+\.py)['\"]", text):
+        if not name.startswith('_base_/'):
+            return f'{scope}::{name}'
+    for relative in re.findall(r"['\"](\.{1,2}/[\w\-./]+\.py)['\"]", text):
+        found = upstream_config(osp.normpath(osp.join(osp.dirname(path), relative)))
+        if found:
+            return found
+    return None
+
+
+def resolve(config: str) -> str:
+    """The file of ``'mmdet::x.py'`` in the installed package (its ``.mim/configs``)."""
+    if '::' not in config:
+        return config
+    scope, name = config.split('::')
+    package = importlib.import_module(scope)
+    return osp.join(osp.dirname(package.__file__), '.mim', 'configs', name)
+
+
+def test_shape(cfg: Config) -> Tuple[int, int]:
+    """(H, W) of the config's test input: mmseg's ``crop_size``, else the test ``Resize`` scale
+    (mmdet's ``(w, h)``, e.g. ``(1333, 800)`` -> ``(800, 1333)``)."""
+    if cfg.get('default_scope') == 'mmseg':
+        return tuple(cfg.crop_size)
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'Resize':
+            w, h = step['scale']
+            return h, w
+    raise ValueError('no Resize step in the test pipeline: cannot tell the input size')
+
+
+def describe_backbone(backbone: dict) -> str:
+    """``'DRResNet-50 (drconv m=8)'``: type, depth/arch/width and the options that change it."""
+    name = backbone['type'].split('.')[-1]
+    if 'depth' in backbone:
+        name += f"-{backbone['depth']}"
+    if backbone.get('arch') not in (None, 'base'):
+        name += f" {backbone['arch']}"
+    if backbone.get('widen_factor') is not None:
+        name += f" {backbone['widen_factor']}x"
+    notes = []
+    if backbone.get('base_channels') not in (None, 64):
+        notes.append(f"{backbone['base_channels']} base ch")
+    if backbone.get('drconv'):
+        notes.append(f"m={backbone['drconv'].get('region_num', 8)}")
+    elif 'drconv' in backbone:
+        notes.append('no DRConv')
+    for plugin in backbone.get('plugins') or ():
+        notes.append(plugin['cfg']['type'])
+    if backbone.get('dsc_stem'):
+        notes.append('DSC stem')
+    if max(backbone.get('dilations') or (1, )) > 1:
+        notes.append(f"dilations {tuple(backbone['dilations'])}")
+    return name + (f" ({', '.join(notes)})" if notes else '')
+
+
+def paper_key(backbone: dict) -> tuple:
+    kind = backbone['type'].split('.')[-1]
+    if kind == 'DRShuffleNetV2':
+        return kind, backbone.get('widen_factor', 1.0), 'dr' if backbone.get('drconv') else None
+    preset = backbone.get('arch', 'base') if kind == 'TiedResNet' else None
+    if backbone.get('plugins') or backbone.get('dcn'):
+        return ()
+    return kind, backbone.get('depth'), preset
+
+
+def latency_ms(model: torch.nn.Module, x: torch.Tensor, samples: list, repeat: int) -> float:
+    """Median wall time of ``repeat`` inferences (``mode='predict'``: heads, NMS, masks and
+    rescaling included, the data pipeline not), after a warm-up at half the resolution (the code
+    paths and allocator warm, at a quarter of the cost of a full-size warm-up)."""
+    times = []
+    with torch.no_grad():
+        half = torch.nn.functional.interpolate(x, scale_factor=0.5)
+        model(half, copy.deepcopy(_data_samples_like(samples, half)), mode='predict')
+        for _ in range(repeat):
+            batch = copy.deepcopy(samples)  # predict writes its results into the samples
+            start = time.perf_counter()
+            model(x, batch, mode='predict')
+            times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
+def _data_samples_like(samples: list, x: torch.Tensor) -> list:
+    """``samples`` with their shapes set to the image ``x``."""
+    h, w = x.shape[-2:]
+    out = copy.deepcopy(samples)
+    for sample in out:
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                                 batch_input_shape=(h, w)))
+    return out
+
+
+def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -> dict:
+    """One config's row: model/backbone description, complexity and latency. ``memo`` holds the
+    numbers per (model, input size), so a model is built and measured once, and a later run
+    (``--cache``) only adds what is missing (e.g. the latency after a ``--no-latency`` run)."""
+    cfg = Config.fromfile(resolve(path))
+    shape = test_shape(cfg)
+    key = json.dumps([cfg.model.to_dict(), shape], sort_keys=True, default=str)
+    inner = cfg.model.get('detector') or cfg.model.get('segmentor') or cfg.model  # DSC wrappers
+    model_name = cfg.model.type.split('.')[-1]
+    if inner is not cfg.model:
+        model_name += f"({inner.type.split('.')[-1]})"
+    head = inner.get('neck') or inner.get('decode_head') or {}
+    row = dict(config=path if '::' in path else osp.relpath(path, ROOT), shape=shape,
+               model=model_name, backbone=describe_backbone(inner.backbone),
+               neck=head.get('type', '-'), paper=PAPER.get(paper_key(inner.backbone), ''),
+               latency_ms=None)
+    numbers = memo.setdefault(key, {})
+    need_latency = with_latency and numbers.get('latency_ms') is None
+    if 'model_flops' in numbers and not need_latency:
+        return row | numbers
+    model = build_model(cfg)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, *shape, generator=generator)
+    samples = _data_samples(cfg.get('default_scope', 'mmdet'), shape)
+    if 'model_flops' not in numbers:
+        backbone = module_complexity(find_backbone(model),
+                                     torch.randn(1, 3, 224, 224, generator=generator))
+        whole = module_complexity(_TensorForward(model, samples), x)
+        numbers.update(backbone_params=backbone['params'], backbone_flops_224=backbone['flops'],
+                       model_params=whole['params'], model_flops=whole['flops'])
+    if need_latency:
+        numbers['latency_ms'] = latency_ms(model, x, samples, repeat)
+    return row | numbers
+
+
+def _m(v: float) -> str:
+    return f'{v / 1e6:.2f}'
+
+
+def _g(v: float) -> str:
+    return f'{v / 1e9:.2f}'
+
+
+def format_page(rows: List[dict], threads: int, repeat: int,
+                timed_families: Optional[List[str]] = None) -> str:
+    timed = 'every config'
+    if timed_families is not None:
+        timed = ('the configs of ' + ', '.join(f'`configs/{f}`' for f in timed_families)
+                 if timed_families else 'no config in this run')
+    lines = [
+        '# Model zoo',
+        '',
+        'Every config under `configs/`, measured by `tools/docs/model_zoo.py` (this page is its '
+        'output: regenerate it, do not edit it). Parameters and FLOPs (1 multiply-add = 1 FLOP, '
+        'counted by `plugin.analysis.module_complexity`); the backbone at 224x224 as in the '
+        "papers' ImageNet tables (without their classifier), the whole model and its latency at "
+        "the config's test size. Latency: median of "
+        f'{repeat} inference(s) after a warm-up at half resolution, batch 1, '
+        "`mode='predict'` (heads, NMS, masks and rescaling included; the data pipeline not), "
+        f'random weights, on {platform.machine()} CPU with {threads} thread(s), torch '
+        f"{torch.__version__}; measured for {timed}, '-' where not measured.",
+        '',
+        "FLOPs are traced in `mode='tensor'`, where two-stage models run their RoI heads (Cascade "
+        'Mask R-CNN its mask heads too) on all proposals that survive NMS on a fixed random image '
+        'with untrained weights (up to 1000): their FLOPs depend on the random model and are not '
+        'comparable across rows; backbone numbers and one-stage and segmentation rows are. '
+        'Untrained heads also keep few detections, so latency leaves out most of the per-detection '
+        'work of a trained model. No config has trained weights here (no COCO, no GPU): '
+        'AP on COCO is for a GPU run; the occlusion-shapes AP of the small models is in '
+        '[the occlusion study](occlusion_study.md). The paper column quotes the papers (their '
+        'classifier included); the family pages reconcile both counts.',
+        '',
+    ]
+    header = ('| config | model | backbone | neck / head | backbone params (M) '
+              '| backbone GFLOPs @224 | model params (M) | model GFLOPs | input '
+              '| CPU latency (ms) | paper |')
+    for folder, title, page in FAMILIES:
+        family = [r for r in rows if r['family'] == folder]
+        if not family:
+            continue
+        lines += [f'## {title}', '', f'Design and equations: [{page}]({page}).', '', header,
+                  '|---|---|---|---|---:|---:|---:|---:|---|---:|---|']
+        for r in family:
+            latency = '-' if r['latency_ms'] is None else f"{r['latency_ms']:.0f}"
+            name = f"`{osp.basename(r['config'])[:-3]}`"
+            if '::' in r['config']:
+                name = f"{r['config'].split('::')[0]} {name} (baseline)"
+            lines.append(
+                f"| {name} | {r['model']} | {r['backbone']} | "
+                f"{r['neck']} | {_m(r['backbone_params'])} | {_g(r['backbone_flops_224'])} | "
+                f"{_m(r['model_params'])} | {_g(r['model_flops'])} | "
+                f"{r['shape'][0]}x{r['shape'][1]} | {latency} | {r['paper']} |")
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--configs', default=osp.join(ROOT, 'configs'))
+    parser.add_argument('--out', default=osp.join(ROOT, 'docs/model_zoo.md'))
+    parser.add_argument('--repeat', type=int, default=1, help='timed inferences per model')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--no-latency', action='store_true', help='parameters and FLOPs only')
+    parser.add_argument('--latency-families', nargs='+', choices=[f for f, _, _ in FAMILIES],
+                        help='time only the configs of these families (default: all)')
+    parser.add_argument('--cache', default=osp.join(ROOT, 'work_dirs/model_zoo_cache.json'),
+                        help='numbers measured so far, reused and extended (\'\' for none)')
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.threads < 1:
+        parser.error('--repeat and --threads must be at least 1')
+    from rich.progress import Progress
+
+    torch.set_num_threads(args.threads)
+    paths = find_configs(args.configs)
+    families = {f for f, _, _ in FAMILIES}
+    unknown = [p for p in paths if osp.relpath(p, ROOT).split('/')[1] not in families]
+    if unknown:
+        sys.exit(f'model_zoo: configs outside the known families {sorted(families)}: {unknown}')
+    jobs = []  # (family, config): each family's upstream baselines first, then its configs
+    for folder, _, _ in FAMILIES:
+        mine = [p for p in paths if osp.relpath(p, ROOT).split('/')[1] == folder]
+        baselines = sorted({upstream_config(p) for p in mine} - {None})
+        jobs += [(folder, c) for c in baselines + mine]
+    memo = {}
+    if args.cache and osp.isfile(args.cache):
+        with open(args.cache) as f:
+            memo = json.load(f)
+    rows = []
+    with Progress() as progress:
+        task = progress.add_task('measuring configs', total=len(jobs))
+        for family, path in jobs:
+            progress.update(task, description=osp.basename(path)[:-3])
+            timed = not args.no_latency and family in (args.latency_families or [family])
+            rows.append(dict(family=family) | measure(path, args.repeat, timed, memo))
+            if args.cache:
+                os.makedirs(osp.dirname(osp.abspath(args.cache)), exist_ok=True)
+                with open(args.cache, 'w') as f:
+                    json.dump(memo, f)
+            progress.advance(task)
+    with open(args.out, 'w') as f:
+        f.write(format_page(rows, args.threads, args.repeat,
+                            [] if args.no_latency else args.latency_families))
+    print(f'{len(rows)} rows, {len(memo)} distinct models -> {args.out}')
+
+
+if __name__ == '__main__':
+    main()

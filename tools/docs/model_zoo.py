@@ -98,7 +98,7 @@ def test_shape(cfg: Config) -> Tuple[int, int]:
 
 
 def describe_backbone(backbone: dict) -> str:
-    """``'DRResNet-50 (drconv m=8)'``: type, depth/arch/width and the options that change it."""
+    """``'DRResNet-50 (m=8)'``: type, depth/arch/width and the options that change it."""
     name = backbone['type'].split('.')[-1]
     if 'depth' in backbone:
         name += f"-{backbone['depth']}"
@@ -139,7 +139,7 @@ def latency_ms(model: torch.nn.Module, x: torch.Tensor, samples: list, repeat: i
     times = []
     with torch.no_grad():
         half = torch.nn.functional.interpolate(x, scale_factor=0.5)
-        model(half, copy.deepcopy(_data_samples_like(samples, half)), mode='predict')
+        model(half, _data_samples_like(samples, half), mode='predict')
         for _ in range(repeat):
             batch = copy.deepcopy(samples)  # predict writes its results into the samples
             start = time.perf_counter()
@@ -149,7 +149,7 @@ def latency_ms(model: torch.nn.Module, x: torch.Tensor, samples: list, repeat: i
 
 
 def _data_samples_like(samples: list, x: torch.Tensor) -> list:
-    """``samples`` with their shapes set to the image ``x``."""
+    """A copy of ``samples`` with their shapes set to the image ``x``."""
     h, w = x.shape[-2:]
     out = copy.deepcopy(samples)
     for sample in out:

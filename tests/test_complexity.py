@@ -71,6 +71,22 @@ def test_config_complexity_of_the_demo_detector():
     assert c['model_flops'] > c['backbone_flops']
 
 
+def test_whole_model_count_leaves_an_eval_model_in_eval_mode():
+    from plugin.analysis.complexity import _TensorForward
+
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, inputs, data_samples, mode):
+            return self.bn(inputs)
+
+    model = Detector().eval()
+    module_complexity(_TensorForward(model, None), torch.zeros(1, 3, 4, 4))
+    assert not model.training and not model.bn.training
+
+
 def test_cli_markdown_row():
     proc = run_tool([osp.join(ROOT, 'tools', 'analysis', 'complexity.py'), DEMO_CFG,
                      '--shape', '64', '64', '--markdown'])

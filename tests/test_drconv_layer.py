@@ -9,7 +9,8 @@ from mmengine.registry import DefaultScope
 
 from plugin.analysis import module_complexity
 from plugin.layers import DRConv2d
-from plugin.layers.dr_conv_function import region_matmul, region_select
+from plugin.layers import dr_conv_function
+from plugin.layers.dr_conv_function import region_factor_conv, region_matmul, region_select
 
 
 def grads(outputs, inputs, grad_out):
@@ -64,9 +65,42 @@ def test_region_ops_gradcheck():
     assert torch.autograd.gradcheck(lambda y: region_select(y, guide), (y_all, ))
 
 
+def test_region_factor_conv_is_each_positions_region_filter():
+    """y = W_j P at every position, W_j[:, :, t] = sum_q V[j, q] A[j, q, t] (A[j, g] = 1)."""
+    torch.manual_seed(11)
+    b, m, g, o, c = 2, 3, 2, 4, 5
+    x = torch.randn(b, c, 6, 5, dtype=torch.float64)
+    hidden = torch.rand(b, m * g, 3, 3, dtype=torch.float64)
+    weight = torch.randn(m, g + 1, o, c, dtype=torch.float64)
+    guide = torch.randn(b, m, 3, 3, dtype=torch.float64)
+    geometry = dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))
+    y = region_factor_conv(x, hidden, weight, guide, *geometry.values())
+    kernels = torch.cat([hidden.view(b, m, g, 3, 3), torch.ones(b, m, 1, 3, 3).double()], 2)
+    filters = torch.einsum('jqoc,bjqhw->bjochw', weight, kernels)
+    region = guide.argmax(1)
+    for s in range(b):
+        for j in range(m):
+            conv = F.conv2d(x[s:s + 1], filters[s, j], None, 2, 1)[0]
+            where = region[s] == j
+            torch.testing.assert_close(y[s][:, where], conv[:, where])
+    assert region.unique().numel() == m  # every region used
+
+
+def test_region_factor_conv_gradcheck():
+    torch.manual_seed(12)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    hidden = torch.rand(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2, 2, 2, 3, dtype=torch.float64, requires_grad=True)
+    guide = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1))
+    # the argmax is piecewise constant: the guide's gradient is the surrogate, checked elsewhere
+    assert torch.autograd.gradcheck(
+        lambda *a: region_factor_conv(*a, guide, *geometry), (x, hidden, weight))
+
+
 LAYERS = [
-    dict(kernel_size=3, padding=1, out_channels=32),  # training: factorised, inference: unfolded
-    dict(kernel_size=3, padding=1, out_channels=6),  # unfolded (too few outputs to factorise)
+    dict(kernel_size=3, padding=1, out_channels=32),
+    dict(kernel_size=3, padding=1, out_channels=6),
     dict(kernel_size=3, padding=2, dilation=2, stride=2, out_channels=32, gen_channels=16),
     dict(kernel_size=3, stride=2, out_channels=6, guide_kernel_size=1, padding=1),
     dict(kernel_size=1, out_channels=6),
@@ -89,18 +123,20 @@ def make_pair(in_channels=5, **kwargs):
 
 
 def test_fast_path_choice():
-    layers = [DRConv2d(5, **kwargs) for kwargs in LAYERS[:2]]
     big = 56 * 56  # output positions per image: the filters' generation hardly counts
-    assert (layers[0].factorise(big, True), layers[0].factorise(big, False)) == (True, False)
-    assert (layers[1].factorise(big, True), layers[1].factorise(big, False)) == (False, False)
-    assert not DRConv2d(5, 32, 3, padding=1, gen_channels=64).factorise(big, True)
-    assert not DRConv2d(5, 32, 1).factorise(big, True)
-    # a 2x2 map (a late stage): generating m filters per image costs more than the factorisation
-    # (unfolded 4*9*32 + 40*8*32*9*2 per channel, factorised 4*16*41)
-    assert layers[0].factorise(4, False) and layers[1].factorise(4, True)
-    stage4 = DRConv2d(512, 512, 3, padding=1)  # measured: 7x7 and 14x14 infer 4-5x faster so
-    assert stage4.factorise(7 * 7, False) and stage4.factorise(14 * 14, False)
-    assert not stage4.factorise(56 * 56, False)
+    for kwargs in LAYERS[:2]:  # 3x3, g = 1: factorised, training and inference
+        layer = DRConv2d(5, **kwargs)
+        assert layer.factorise(big, True) and layer.factorise(big, False)
+        assert layer.factorise(4, True) and layer.factorise(4, False)
+    # a wide generator: (g + 1) (k k + O) and the surrogate's m (g + 1) O exceed k k O (3 + m)
+    assert not DRConv2d(5, 32, 3, padding=1, gen_channels=128).factorise(big, True)
+    # 1x1: no taps to factor out, unfolded on large maps; on a 2x2 map (a late stage) generating
+    # m filters per image costs more than the factorisation
+    one = DRConv2d(5, 32, 1)
+    assert not one.factorise(big, True) and not one.factorise(big, False)
+    assert one.factorise(4, False)
+    stage4 = DRConv2d(512, 512, 3, padding=1)  # (g + 1) (k k + O) < k k O: always factorised
+    assert all(stage4.factorise(p * p, False) for p in (7, 14, 56, 200))
 
 
 @pytest.mark.parametrize('path', ['chosen', 'unfolded', 'factorised'])
@@ -183,18 +219,22 @@ def test_one_region_is_a_sample_specific_dynamic_conv():
     assert not torch.allclose(filters[0], filters[1])  # sample-specific
 
 
+@pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1], LAYERS[4]])
-def test_every_parameter_gets_a_gradient(kwargs):
+def test_every_parameter_gets_a_gradient(kwargs, path):
     """DDP needs a gradient for every parameter, also for regions no position chose."""
     layer = DRConv2d(5, **kwargs)
+    force_path(layer, path)
     layer(torch.randn(2, 5, 3, 3)).sum().backward()
     assert [n for n, p in layer.named_parameters() if p.grad is None] == []
 
 
+@pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1]])
-def test_runs_under_bf16_autocast(kwargs):
+def test_runs_under_bf16_autocast(kwargs, path):
     torch.manual_seed(8)
     layer = DRConv2d(5, **kwargs)
+    force_path(layer, path)
     x = torch.randn(2, 5, 8, 8, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         y = layer(x)
@@ -204,6 +244,26 @@ def test_runs_under_bf16_autocast(kwargs):
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
     with torch.no_grad():
         torch.testing.assert_close(y.float(), layer(x), atol=0.1, rtol=0.1)
+
+
+def test_factorised_path_in_chunks_and_reused_buffers(monkeypatch):
+    """Regions split across chunks of a few rows, and layers of other sizes using the same
+    scratch buffers in between, change nothing."""
+    monkeypatch.setattr(dr_conv_function, 'CHUNK_ELEMENTS', 8 * 2 * 5 * 7)  # 7 rows a chunk
+    torch.manual_seed(13)
+    fast, ref = make_pair(out_channels=6, kernel_size=3, padding=1)
+    other = DRConv2d(5, 9, 3, padding=2, dilation=2).double()
+    force_path(fast, 'factorised')
+    force_path(other, 'factorised')
+    x = torch.randn(2, 5, 9, 7, dtype=torch.float64, requires_grad=True)
+    y_fast = fast(x)
+    other(torch.randn(3, 5, 12, 12, dtype=torch.float64)).sum().backward()
+    y_ref = ref(x)
+    torch.testing.assert_close(y_fast, y_ref)
+    grad_y = torch.randn_like(y_ref)
+    for a, b in zip(grads(y_fast, [x, *fast.parameters()], grad_y),
+                    grads(y_ref, [x, *ref.parameters()], grad_y)):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
@@ -237,11 +297,16 @@ def test_bad_arguments_raise(kwargs, message):
         DRConv2d(**args)
 
 
-def test_complexity_counts_the_region_matmul():
-    layer = DRConv2d(16, 16, 3, padding=1)  # inference: unfolded, the cost of a 3x3 conv
-    assert not layer.factorise(20 * 20, False)
+def test_complexity_counts_the_path_taken():
+    layer = DRConv2d(16, 16, 3, padding=1)  # inference: factorised
     c = module_complexity(layer, torch.randn(1, 16, 20, 20))
-    assert c['uncounted'] == [] or not any('PythonOp' in op for op in c['uncounted'])
-    conv = 20 * 20 * 16 * 16 * 9
+    assert not any('PythonOp' in op for op in c['uncounted'])
+    factorised = 20 * 20 * 16 * 2 * (9 + 16)  # (g + 1) (k k + O) per position and channel
     guide = 20 * 20 * 16 * 8 * 9
-    assert conv + guide < c['flops'] < 1.2 * (conv + guide)
+    assert factorised + guide < c['flops'] < 1.1 * (factorised + guide)
+    layer = DRConv2d(16, 16, 1)  # a 1x1 on a large map: unfolded, the cost of a 1x1 conv
+    assert not layer.factorise(56 * 56, False)
+    c = module_complexity(layer, torch.randn(1, 16, 56, 56))
+    assert not any('PythonOp' in op for op in c['uncounted'])
+    conv, guide = 56 * 56 * 16 * 16, 56 * 56 * 16 * 8
+    assert conv + guide < c['flops'] < 1.1 * (conv + guide)

@@ -49,6 +49,7 @@ class _TensorForward(nn.Module):
         super().__init__()
         self.model = model
         self.data_samples = data_samples
+        self.training = model.training  # module_complexity restores this mode on the model
 
     def forward(self, inputs):
         return self.model(inputs, self.data_samples, mode='tensor')

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from ..analysis.complexity import register_flop_handle
-from .dr_conv_function import region_matmul, region_select
+from .dr_conv_function import region_factor_conv, region_matmul, region_select
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -80,18 +80,19 @@ class DRConv2d(BaseModule):
     Two implementations give the same outputs and gradients. ``impl='reference'`` convolves with
     all ``m`` generated filters and keeps each position's (:func:`region_select`): ``m`` times a
     convolution's FLOPs and output memory, forward and backward. ``impl='fast'`` takes the cheaper
-    of two exact paths, by multiply-adds for the input's size (:meth:`factorise`), separately for
-    training and inference (the surrogate needs every region's output at every position, ``m``
-    convolutions' worth, in training only):
+    of two exact paths that compute only each position's own region, by multiply-adds for the
+    input's size (:meth:`factorise`), separately for training and inference:
 
-    * unfolded: each position's patch times its own region's filter (:func:`region_matmul`, a
-      segment-wise GEMM on patches gathered in region order); one convolution's FLOPs forward,
-      three plus ``m`` in training;
-    * factorised: tap ``t`` of ``W_j`` is ``sum_q V[j, q] a[j g + q, t] + V0[j]``, so ``W_j * X``
-      is ``g + 1`` depthwise convs of ``X`` (kernels ``a[j g + q]`` and ones) and a 1x1 conv with
-      ``[V[j], V0[j]]``: every region's output for ``m (g + 1) (O + k k)`` multiply-adds per
-      position and channel instead of ``m k k O``, then :func:`region_select`. It wins for
-      ``k > 1`` with a narrow generator (the default ``g = 1``).
+    * factorised (:func:`region_factor_conv`): tap ``t`` of ``W_j`` is
+      ``sum_q V[j, q] a[j g + q, t] + V0[j]``, so ``W_j * X`` is ``g + 1`` sums of the taps of
+      ``X`` (weights ``a[j g + q]`` and ones) and a 1x1 conv with each ``V[j, q]``:
+      ``(g + 1) (k k + O)`` multiply-adds per position and input channel instead of ``k k O``,
+      no filters generated. The surrogate adds ``m (g + 1) O`` in training. It wins for
+      ``k > 1`` with a narrow generator (the default ``g = 1``);
+    * unfolded (:func:`region_matmul`): each position's patch times its own region's generated
+      filter; one convolution's FLOPs forward, three plus ``m`` in training. It wins for 1x1
+      convolutions, which have no taps to factor out (but on tiny maps, where generating the
+      filters costs more than the convolution).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, bias: as ``nn.Conv2d``.
@@ -163,28 +164,33 @@ class DRConv2d(BaseModule):
                                            gen_channels, gen_act_cfg)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    # generating one filter element (a 1x1 conv with g inputs per output, memory-bound) takes
-    # about as long as 40 multiply-adds of a GEMM: fitted to CPU timings of 3x3 DRConvs with
-    # 64-512 channels on 7x7 to 56x56 maps (docs/drconv.md); it decides late, small stages
-    FILTER_ELEMENT_COST = 40
+    # generating one filter element and reading it in the unfolded GEMM (memory-bound) costs
+    # about as much as 2 multiply-adds: with it the choice picks the faster path for 1x1 DRConvs
+    # of ShuffleNetV2 (24-464 channels on 7x7-28x28 maps: unfolded, 7-25% faster) and 3x3 ones
+    # (factorised, 1.3-10x faster); CPU timings, docs/drconv.md
+    FILTER_ELEMENT_COST = 2
 
     def factorise(self, positions: int, training: bool) -> bool:
         """Whether the factorised path is cheaper than the unfolded one for an image with
-        ``positions`` output positions (multiply-adds per input channel; class docstring):
-        unfolded, each position's own filter (``k k O``; training: the surrogate adds ``m`` of
-        them) plus generating the ``m`` filters once per image (``m O k k (g + 1)`` at
-        ``FILTER_ELEMENT_COST``); factorised, every region's ``g + 1`` depthwise convs and 1x1
-        conv (``m (g + 1) (O + k k)``) per position, no filters."""
+        ``positions`` output positions, in multiply-adds per input channel (class docstring).
+        Unfolded: each position's own filter, ``k k O`` (training: three passes plus the
+        surrogate's ``m``), and generating the ``m`` filters once per image (``m O k k (g + 1)``
+        at ``FILTER_ELEMENT_COST``, three times in training). Factorised, per position:
+        ``(g + 1) (k k + O)`` forward; training adds every region's tap sums
+        (``(m g + 1) k k``), the surrogate's ``m (g + 1) O``, and the own region's weight,
+        kernel and patch gradients (``(g + 1) (O + 2 k k)``)."""
         if self.region_num == 1:
             return False
         m, o = self.region_num, self.out_channels
         taps = self.kernel_size[0] * self.kernel_size[1]
         g = self.generator.weight.shape[3]
+        factorised = (g + 1) * (taps + o)
+        if training:
+            factorised += (m * g + 1) * taps + m * (g + 1) * o + (g + 1) * (o + 2 * taps)
         passes = 3 if training else 1  # forward, then grad-input and grad-weight
-        dense = positions * m * (g + 1) * (o + taps)
-        own = positions * taps * o * (passes + (m if training else 0))  # + the surrogate's m
+        own = taps * o * (passes + (m if training else 0))
         filters = self.FILTER_ELEMENT_COST * m * o * taps * (g + 1) * passes
-        return passes * dense < own + filters
+        return positions * factorised < positions * own + filters
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
@@ -198,11 +204,14 @@ class DRConv2d(BaseModule):
             y_all = F.conv2d(x.reshape(1, b * c, h, w), weight, groups=b, **conv)
             y = region_select(y_all.view(b, self.region_num, -1, *y_all.shape[2:]), self.guide(x))
         elif self.factorise(prod(self._out_size(h, w)), torch.is_grad_enabled()):
-            y = region_select(self._factorised(x), self.guide(x))
+            gen = self.generator
+            weight = torch.cat([gen.weight.permute(0, 3, 1, 2), gen.bias.unsqueeze(1)], 1)
+            y = _in_one_dtype(region_factor_conv, x, gen.hidden(x), weight, self.guide(x),
+                              self.kernel_size, self.stride, self.padding, self.dilation)
         else:
             weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
-            y = _region_matmul(x, weight, self.guide(x), self.kernel_size, self.stride,
-                               self.padding, self.dilation)
+            y = _in_one_dtype(region_matmul, x, weight, self.guide(x), self.kernel_size,
+                              self.stride, self.padding, self.dilation)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return y
@@ -211,39 +220,23 @@ class DRConv2d(BaseModule):
         return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, p, d, k, s in zip(
             (h, w), self.padding, self.dilation, self.kernel_size, self.stride))
 
-    def _factorised(self, x: Tensor) -> Tensor:
-        """Every region's output ``[B, m, O, Ho, Wo]`` from the generator's factorisation:
-        ``g + 1`` depthwise convs of ``x`` per region (kernels ``a[j g + q]`` and ones), then a
-        1x1 conv with ``[V[j], V0[j]]`` (``O x C (g + 1)``) per region, as one batched matmul."""
-        b, c, h, w = x.shape
-        m, gen = self.region_num, self.generator
-        a = gen.hidden(x)  # [B, m g, kh, kw]
-        g = a.shape[1] // m
-        kernels = torch.cat([a.view(b, m, g, *a.shape[2:]), a.new_ones(b, m, 1, *a.shape[2:])], 2)
-        kernels = kernels.view(b, 1, m * (g + 1), *a.shape[2:]).expand(-1, c, -1, -1, -1)
-        z = F.conv2d(x.reshape(1, b * c, h, w), kernels.reshape(-1, 1, *a.shape[2:]), None,
-                     self.stride, self.padding, self.dilation, groups=b * c)
-        ho, wo = z.shape[2:]
-        z = z.view(b, c, m, (g + 1) * ho * wo).transpose(1, 2)  # [B, m, C, (g + 1) Ho Wo]
-        z = z.reshape(b, m, c, g + 1, ho * wo).flatten(2, 3)  # [B, m, C (g + 1), Ho Wo]
-        weight = torch.cat([gen.weight, gen.bias.unsqueeze(3)], 3).flatten(2)  # [m, O, C (g+1)]
-        y_all = torch.matmul(weight.to(z.dtype), z)  # [B, m, O, Ho Wo]
-        return y_all.view(b, m, self.out_channels, ho, wo)
-
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
                 f'stride={self.stride}, padding={self.padding}, dilation={self.dilation}, '
                 f'region_num={self.region_num}, impl={self.impl!r}')
 
 
-def _region_matmul(x: Tensor, weight: Tensor, guide: Tensor, *conv: Tuple[int, int]) -> Tensor:
-    """:func:`region_matmul` in one dtype: the autocast one when autocast is on."""
+def _in_one_dtype(op, x: Tensor, *args):
+    """``op(x, *args)`` with ``x`` and the other float tensors before the guide (the last
+    tensor) in one dtype: the autocast one when autocast is on, else ``x``'s."""
     device = x.device.type
+    *operands, guide = [a for a in args if isinstance(a, Tensor)]
+    rest = args[len(operands) + 1:]
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
         with torch.autocast(device, enabled=False):
-            return region_matmul(x.to(dtype), weight.to(dtype), guide, *conv)
-    return region_matmul(x, weight.to(x.dtype), guide, *conv)
+            return op(x.to(dtype), *(a.to(dtype) for a in operands), guide, *rest)
+    return op(x, *(a.to(x.dtype) for a in operands), guide, *rest)
 
 
 def _region_matmul_flops(inputs: list, outputs: list) -> int:
@@ -251,5 +244,13 @@ def _region_matmul_flops(inputs: list, outputs: list) -> int:
     return prod(get_shape(outputs[0])) * get_shape(inputs[1])[-1]
 
 
+def _region_factor_conv_flops(inputs: list, outputs: list) -> int:
+    """``(g + 1) (k k + O)`` multiply-adds per output position and input channel."""
+    b, o, ho, wo = get_shape(outputs[0])
+    _, q, _, c = get_shape(inputs[2])
+    return b * ho * wo * q * c * (prod(get_shape(inputs[1])[2:]) + o)
+
+
 register_flop_handle('prim::PythonOp._RegionMatmul', _region_matmul_flops)
+register_flop_handle('prim::PythonOp._RegionFactorConv', _region_factor_conv_flops)
 register_flop_handle('prim::PythonOp._RegionSelect', lambda inputs, outputs: 0)  # a gather

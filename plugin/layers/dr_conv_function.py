@@ -19,6 +19,7 @@ pass, so with ``Y_j`` the output region ``j``'s filter gives at a position
   Forward and the two gradients cost one matmul's FLOPs each; only the surrogate needs every
   region's output, ``m`` matmuls' worth, computed in the backward pass a chunk of rows at a time.
 """
+import threading
 from itertools import accumulate
 from typing import List, Tuple
 
@@ -168,3 +169,181 @@ class _RegionMatmul(torch.autograd.Function):
             dot = torch.empty_like(dot).index_copy_(0, order, dot)
             grad_guide = softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
         return grad_x, grad_w, grad_guide, None, None, None, None
+
+
+def region_factor_conv(x: Tensor, hidden: Tensor, weight: Tensor, guide: Tensor,
+                       kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+    """DRConv with the generator's filters kept factorised, each position's own region only.
+
+    With ``weight`` ``V`` ``[m, g + 1, O, C]`` and the kernels ``A[b, j, q] = hidden[b, j g + q]``
+    (``q < g``, ``[kh, kw]``), ``A[b, j, g] = 1``, the generated filters are
+    ``W_j[:, :, t] = sum_q V[j, q] A[j, q, t]``, so at an output position of region ``j`` with
+    patch ``P`` (``[C, kh kw]``)
+
+        y = sum_q V[j, q] (P A[b, j, q])        (``g + 1`` weighted sums of the taps, 1x1 each):
+
+    ``(g + 1) (kh kw + O)`` multiply-adds per position and input channel forward (a
+    convolution: ``kh kw O``). The positions are sorted by (sample, region) and taken a chunk at
+    a time: the chunk's patches are gathered tap-major from the padded channels-last input, and
+    each run of one region costs a ``[g + 1, kh kw]`` and ``g + 1`` ``[C, O]`` GEMMs. The
+    surrogate (Eq. 7) needs every region's output, ``<dL/dy, W_j P> =
+    sum_q <V[j, q]^T dL/dy, P A[b, j, q]>`` for all ``j``: in the backward pass, per chunk, every
+    region's maps ``P A[j, q]`` (one ``[m g + 1, kh kw]`` GEMM: the ones kernel is shared), their
+    1x1 convs (a GEMM for the shared map, a batched one over the regions for the rest; ``m (g + 1)
+    O`` multiply-adds per position and channel) and the dot with ``dL/dy``. Only the input rows,
+    the kernels and the sort are kept for backward.
+    """
+    return _RegionFactorConv.apply(x, hidden, weight, guide, kernel_size, stride, padding,
+                                   dilation)
+
+
+def _tap_slices(kernel_size: Pair, stride: Pair, dilation: Pair, out_size: Pair) -> list:
+    """``(rows, cols)`` slices of the padded input under tap ``t`` of every output position."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
+    return [(slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)) for i in range(kh) for j in range(kw)]
+
+
+def _chunks(segments: Segments, m: int, rows: int, limit: int) -> List[tuple]:
+    """Runs of at most ``limit`` sorted rows of one sample, ``(sample, start, end, pieces)``,
+    with ``pieces`` the ``(region, start, end)`` parts of the segments inside the run."""
+    chunks = []
+    for group, first, end in segments:
+        s, j = divmod(group, m)
+        while first < end:
+            if not chunks or chunks[-1][0] != s or chunks[-1][2] == chunks[-1][1] + limit:
+                start = max(first, s * rows + (first - s * rows) // limit * limit)
+                chunks.append([s, start, start, []])
+            stop = min(end, chunks[-1][1] + limit)
+            chunks[-1][2] = stop
+            chunks[-1][3].append((j, first, stop))
+            first = stop
+    return chunks
+
+
+# a chunk has at most CHUNK_ELEMENTS / (m (g + 1) C) positions: its buffers (every region's maps
+# and outputs, about m (g + 1) C values per position each) stay in the last-level cache
+CHUNK_ELEMENTS = 1 << 20
+_workspaces = threading.local()
+
+
+def _workspace(like: Tensor, name: str, size: int) -> Tensor:
+    """A reused buffer of ``size`` elements for per-chunk scratch (CPU: a fresh allocation of
+    megabytes costs page faults on every call; CUDA's caching allocator does not need it; a
+    trace must not see tensors of an earlier one)."""
+    if like.device.type != 'cpu' or torch.jit.is_tracing():
+        return like.new_empty(size)
+    cache = _workspaces.__dict__.setdefault('buffers', {})
+    buf = cache.get((name, like.dtype))
+    if buf is None or buf.numel() < size:
+        buf = cache[name, like.dtype] = like.new_empty(size)
+    return buf[:size]
+
+
+def _region_major(maps: Tensor, m: int, g: int) -> Tensor:
+    """``[m g, n, C]`` maps as ``[m, g C, n]``, rows ``(q, C)`` per region (a view if g = 1)."""
+    n, c = maps.shape[1:]
+    if g == 1:
+        return maps.view(m, n, c).transpose(1, 2)
+    return maps.view(m, g, n, c).permute(0, 1, 3, 2).reshape(m, g * c, n)
+
+
+class _RegionFactorConv(torch.autograd.Function):
+    """Saved: the padded channels-last input rows, the kernels ``[B, m, g + 1, T]`` (ones for
+    ``q = g``) and the sort; a chunk's patches are gathered again in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, hidden, weight, guide, kernel_size, stride, padding, dilation):
+        (b, c, h, w), (m, q, o) = map(int, x.shape), map(int, weight.shape[:3])  # ints in a trace
+        taps = kernel_size[0] * kernel_size[1]
+        order, segments = _segments(guide)
+        index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
+                             dilation).view(-1, taps).t()  # [T, N]
+        x_cl = x.permute(0, 2, 3, 1)
+        if any(padding):
+            x_cl = F.pad(x_cl, (0, 0, padding[1], padding[1], padding[0], padding[0]))
+        rows = x_cl.reshape(-1, c)
+        kernels = torch.cat([hidden.reshape(b, m, q - 1, taps),
+                             hidden.new_ones(b, m, 1, taps)], 2)
+        chunks = _chunks(segments, m, order.numel() // b, max(1, CHUNK_ELEMENTS // (m * q * c)))
+        longest = max(end - start for _, start, end, _ in chunks)
+        cols_buf = _workspace(rows, 'cols', taps * longest * c)
+        own_buf = _workspace(rows, 'own', q * longest * c)
+        out = rows.new_empty(order.numel(), o)
+        for s, first, last, pieces in chunks:
+            cols = torch.index_select(rows, 0, index[:, first:last].reshape(-1),
+                                      out=cols_buf[:taps * (last - first) * c].view(-1, c))
+            cols = cols.view(taps, -1)
+            for j, start, end in pieces:
+                part = slice((start - first) * c, (end - first) * c)
+                own = torch.mm(kernels[s, j], cols[:, part],
+                               out=own_buf[:q * (end - start) * c].view(q, -1))
+                torch.mm(own[0].view(-1, c), weight[j, 0].t(), out=out[start:end])
+                for i in range(1, q):
+                    out[start:end].addmm_(own[i].view(-1, c), weight[j, i].t())
+        y = torch.empty_like(out).index_copy_(0, order, out)
+        ctx.save_for_backward(rows, kernels, weight, guide, order, index)
+        ctx.chunks, ctx.longest, ctx.x_shape, ctx.padding = chunks, longest, x_cl.shape, padding
+        ctx.taps = _tap_slices(kernel_size, stride, dilation, guide.shape[2:])
+        ctx.hidden_shape = hidden.shape
+        return y.view(b, *guide.shape[2:], o).permute(0, 3, 1, 2)  # channels-last memory
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        rows, kernels, weight, guide, order, index = ctx.saved_tensors
+        b, m, ho, wo = guide.shape
+        q, o, c = weight.shape[1:]
+        taps, longest = kernels.shape[3], ctx.longest
+        grad_sorted = grad_y.permute(0, 2, 3, 1).reshape(-1, o).index_select(0, order)
+        grad_w, grad_k = torch.zeros_like(weight), torch.zeros_like(kernels)
+        dot = grad_sorted.new_empty(order.numel(), m)
+        rank = m * (q - 1)
+        distinct = torch.cat([kernels[:, :, :q - 1].reshape(b, rank, taps),
+                              kernels[:, :1, q - 1]], 1)  # the ones kernel is every region's
+        box_all = weight[:, q - 1].reshape(m * o, c)  # V[j, g], rows (j, O)
+        weight_a = weight[:, :q - 1].transpose(1, 2).reshape(m, o, (q - 1) * c)  # V[j, q < g]
+        cols_buf, maps_buf, y_buf, prod_buf = (
+            _workspace(rows, name, size * longest) for name, size in (
+                ('cols', taps * c), ('maps', (rank + 1) * c), ('y', m * o), ('prod', m * o)))
+        grad_own = _workspace(rows, 'grad_own', q * order.numel() * c).view(q, -1, c)
+        grad_t = grad_sorted.t().contiguous()  # [O, N]
+        for s, first, last, pieces in ctx.chunks:
+            n, flat = last - first, index[:, first:last].reshape(-1)
+            cols = torch.index_select(rows, 0, flat, out=cols_buf[:taps * n * c].view(-1, c))
+            cols, grad = cols.view(taps, -1), grad_sorted[first:last]
+            # every region's maps P A[j, q] (rows (j, q < g), then the ones kernel's)
+            maps = torch.mm(distinct[s], cols,
+                            out=maps_buf[:(rank + 1) * n * c].view(rank + 1, -1)).view(-1, n, c)
+            # Eq. 7: every region's output W_j P = sum_q V[j, q] (P A[j, q]), [m, O, n] ...
+            y = torch.mm(box_all, maps[rank].t(), out=y_buf[:m * o * n].view(m * o, n))
+            y = y.view(m, o, n).baddbmm_(weight_a, _region_major(maps[:rank], m, q - 1))
+            # ... dotted with dL/dy
+            prod = torch.mul(y, grad_t[:, first:last], out=prod_buf[:m * o * n].view(m, o, n))
+            dot[first:last] = prod.sum(1).t()
+            for j, start, end in pieces:
+                part, local = (slice((start - first) * c, (end - first) * c),
+                               slice(start - first, end - first))
+                for i in range(q):
+                    torch.mm(grad[local], weight[j, i], out=grad_own[i, start:end])
+                    own_map = maps[j * (q - 1) + i, local] if i < q - 1 else maps[rank, local]
+                    grad_w[j, i].addmm_(grad[local].t(), own_map)
+                own = grad_own[:, start:end].reshape(q, -1)
+                grad_k[s, j].addmm_(own, cols[:, part].t())
+        # dL/dX: each tap t of the own maps, at the positions' places (col2im, one tap at a time)
+        unsorted = _workspace(rows, 'unsorted', grad_own.numel()).view(grad_own.shape)
+        grad_own = unsorted.index_copy_(1, order, grad_own).view(q, b, ho, wo, c)
+        coeff = kernels.gather(1, guide.max(1, keepdim=True).indices.view(b, -1, 1, 1).expand(
+            -1, -1, q - 1, taps)).view(b, ho, wo, q - 1, taps, 1)  # A[M, q] at each position
+        _, hp, wp, _ = ctx.x_shape
+        grad_x = rows.new_zeros(ctx.x_shape)
+        for t, (ki, kj) in enumerate(ctx.taps):
+            view = grad_x[:, ki, kj]
+            view.add_(grad_own[q - 1])
+            for i in range(q - 1):
+                view.addcmul_(coeff[:, :, :, i, t], grad_own[i])
+        (ph, pw) = ctx.padding
+        grad_x = grad_x[:, ph:hp - ph, pw:wp - pw].permute(0, 3, 1, 2)
+        dot = torch.empty_like(dot).index_copy_(0, order, dot)
+        grad_guide = softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
+        grad_hidden = grad_k[:, :, :q - 1].reshape(ctx.hidden_shape)
+        return grad_x, grad_hidden, grad_w, grad_guide, None, None, None, None

@@ -49,6 +49,8 @@ def cases(args) -> List[Tuple[str, str, Builder, Builder, Tuple[int, ...]]]:
          lambda: nn.Conv2d(256, 256, **conv), (n, 256, s // 8, s // 8)),
         ('DRConv 3x3 64->64, m=8', 'nn.Conv2d', lambda: DRConv2d(64, 64, 3, padding=1),
          lambda: nn.Conv2d(64, 64, **conv), (n, 64, s // 4, s // 4)),
+        ('DRConv 3x3 256->256, m=8', 'nn.Conv2d', lambda: DRConv2d(256, 256, 3, padding=1),
+         lambda: nn.Conv2d(256, 256, **conv), (n, 256, s // 8, s // 8)),
         ('DSC 3x3 256->256, stride 2', 'nn.Conv2d stride 2',
          lambda: trained_like(DynamicStrideConv2d(256, 256, 3, 2, 1, bias=False)),
          lambda: nn.Conv2d(256, 256, stride=2, **conv), (n, 256, s // 8, s // 8)),

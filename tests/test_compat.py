@@ -57,18 +57,24 @@ def test_numpy2_spelling_of_numpy1_objects_is_allowed():
         assert name in allowed, name
 
 
-def test_cpu_ddp_wrapper_gets_no_device_ids(monkeypatch):
+def test_cpu_ddp_wrapper_gets_no_device_ids(tmp_path):
     """The DDP wrapper mmengine builds with device_ids=[LOCAL_RANK] works on a CPU module."""
+    import datetime
+
     import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
     if torch.cuda.is_available():
         pytest.skip('the fix only acts without CUDA')
-    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', '29561')
-    dist.init_process_group('gloo', rank=0, world_size=1)
+    # a file rendezvous (no port to race for) and a deadline on every collective
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "rendezvous"}', rank=0,
+                            world_size=1, timeout=datetime.timedelta(seconds=60))
     try:
         model = MMDistributedDataParallel(module=torch.nn.Linear(2, 2), device_ids=[0])
         assert model.device_ids is None
         model(torch.ones(1, 2)).sum().backward()
+        assert model.module.weight.grad is not None
+        # gloo's worker threads must be idle before teardown: destroying the group while the
+        # gradient all-reduce's callback waits for the GIL deadlocks (seen once in 2026-11)
+        dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -69,6 +69,10 @@ def test_config_complexity_of_the_demo_detector():
     assert c['backbone_flops'] == conv_macs(backbone, torch.zeros(1, 3, 128, 128),
                                             bn_flops_per_element=2)
     assert c['model_flops'] > c['backbone_flops']
+    small = config_complexity(DEMO_CFG, shape=(128, 128), backbone_shape=(64, 64), model=model)
+    assert small['backbone_flops'] == conv_macs(backbone, torch.zeros(1, 3, 64, 64),
+                                                bn_flops_per_element=2)
+    assert small['model_flops'] == c['model_flops'] and not model.training
 
 
 def test_whole_model_count_leaves_an_eval_model_in_eval_mode():

@@ -249,7 +249,7 @@ def test_runs_under_bf16_autocast(kwargs, path):
 def test_factorised_path_in_chunks_and_reused_buffers(monkeypatch):
     """Regions split across chunks of a few rows, and layers of other sizes using the same
     scratch buffers in between, change nothing."""
-    monkeypatch.setattr(dr_conv_function, 'CHUNK_ELEMENTS', 8 * 2 * 5 * 7)  # 7 rows a chunk
+    monkeypatch.setitem(dr_conv_function.CHUNK_ELEMENTS, 'cpu', 8 * 2 * 5 * 7)  # 7 rows a chunk
     torch.manual_seed(13)
     fast, ref = make_pair(out_channels=6, kernel_size=3, padding=1)
     other = DRConv2d(5, 9, 3, padding=2, dilation=2).double()

@@ -93,18 +93,24 @@ def _data_samples(scope: str, shape: Sequence[int]) -> list:
 
 
 def config_complexity(cfg: Union[str, Config], shape: Sequence[int] = (800, 1333),
-                      cfg_options: Optional[dict] = None) -> dict:
+                      cfg_options: Optional[dict] = None,
+                      backbone_shape: Optional[Sequence[int]] = None,
+                      model: Optional[nn.Module] = None) -> dict:
     """Parameters and FLOPs of a config's backbone and whole model on one ``shape`` image.
 
+    The backbone is counted on the same image, or on one of ``backbone_shape`` (e.g. 224x224, the
+    papers' ImageNet tables). ``model``: the config's model if already built (eval mode).
     Two-stage heads process the proposals that survive NMS, so their count depends on the image;
     a fixed random image (seed 0) makes the number repeatable.
     """
     if not isinstance(cfg, Config):
         cfg = Config.fromfile(cfg)
-    model = build_model(cfg, cfg_options)
+    model = model if model is not None else build_model(cfg, cfg_options)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, *shape, generator=generator)
-    backbone = module_complexity(find_backbone(model), x)
+    backbone_x = x if backbone_shape is None else torch.randn(1, 3, *backbone_shape,
+                                                              generator=generator)
+    backbone = module_complexity(find_backbone(model), backbone_x)
     whole = module_complexity(
         _TensorForward(model, _data_samples(cfg.get('default_scope', 'mmdet'), shape)), x)
     return dict(backbone_params=backbone['params'], backbone_flops=backbone['flops'],

@@ -221,9 +221,10 @@ def _chunks(segments: Segments, m: int, rows: int, limit: int) -> List[tuple]:
     return chunks
 
 
-# a chunk has at most CHUNK_ELEMENTS / (m (g + 1) C) positions: its buffers (every region's maps
-# and outputs, about m (g + 1) C values per position each) stay in the last-level cache
-CHUNK_ELEMENTS = 1 << 20
+# a chunk has at most CHUNK_ELEMENTS / (m (g + 1) C) positions. Its buffers (every region's maps
+# and outputs, about m (g + 1) C values per position each) stay in a CPU's last-level cache; a GPU
+# takes larger chunks (fewer kernel launches per layer, buffers of 64 MB in fp32)
+CHUNK_ELEMENTS = dict(cpu=1 << 20, cuda=1 << 24)
 _workspaces = threading.local()
 
 
@@ -265,7 +266,8 @@ class _RegionFactorConv(torch.autograd.Function):
         rows = x_cl.reshape(-1, c)
         kernels = torch.cat([hidden.reshape(b, m, q - 1, taps),
                              hidden.new_ones(b, m, 1, taps)], 2)
-        chunks = _chunks(segments, m, order.numel() // b, max(1, CHUNK_ELEMENTS // (m * q * c)))
+        limit = CHUNK_ELEMENTS.get(x.device.type, CHUNK_ELEMENTS['cuda']) // (m * q * c)
+        chunks = _chunks(segments, m, order.numel() // b, max(1, limit))
         longest = max(end - start for _, start, end, _ in chunks)
         cols_buf = _workspace(rows, 'cols', taps * longest * c)
         own_buf = _workspace(rows, 'own', q * longest * c)

@@ -30,8 +30,8 @@ from mmengine.config import Config
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from plugin.analysis.complexity import (_data_samples, _TensorForward,  # noqa: E402
-                                        build_model, find_backbone, module_complexity)
+from plugin.analysis.complexity import (_data_samples, build_model,  # noqa: E402
+                                        config_complexity)
 
 # (backbone type, depth or widen factor, preset) -> what the paper reports for its ImageNet model
 # (classifier included, so above our backbone-only columns by the fc: 2.05 M params for a
@@ -179,16 +179,13 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
     if 'model_flops' in numbers and not need_latency:
         return row | numbers
     model = build_model(cfg)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 3, *shape, generator=generator)
-    samples = _data_samples(cfg.get('default_scope', 'mmdet'), shape)
     if 'model_flops' not in numbers:
-        backbone = module_complexity(find_backbone(model),
-                                     torch.randn(1, 3, 224, 224, generator=generator))
-        whole = module_complexity(_TensorForward(model, samples), x)
-        numbers.update(backbone_params=backbone['params'], backbone_flops_224=backbone['flops'],
-                       model_params=whole['params'], model_flops=whole['flops'])
+        c = config_complexity(cfg, shape, backbone_shape=(224, 224), model=model)
+        numbers.update(backbone_params=c['backbone_params'], backbone_flops_224=c['backbone_flops'],
+                       model_params=c['model_params'], model_flops=c['model_flops'])
     if need_latency:
+        x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
+        samples = _data_samples(cfg.get('default_scope', 'mmdet'), shape)
         numbers['latency_ms'] = latency_ms(model, x, samples, repeat)
     return row | numbers
 

@@ -246,10 +246,12 @@ def test_runs_under_bf16_autocast(kwargs, path):
         torch.testing.assert_close(y.float(), layer(x), atol=0.1, rtol=0.1)
 
 
-def test_factorised_path_in_chunks_and_reused_buffers(monkeypatch):
+@pytest.mark.parametrize('kept', [1 << 22, 0], ids=['buffers kept', 'buffers per call'])
+def test_factorised_path_in_chunks_and_reused_buffers(monkeypatch, kept):
     """Regions split across chunks of a few rows, and layers of other sizes using the same
     scratch buffers in between, change nothing."""
     monkeypatch.setitem(dr_conv_function.CHUNK_ELEMENTS, 'cpu', 8 * 2 * 5 * 7)  # 7 rows a chunk
+    monkeypatch.setattr(dr_conv_function, 'WORKSPACE_ELEMENTS', kept)
     torch.manual_seed(13)
     fast, ref = make_pair(out_channels=6, kernel_size=3, padding=1)
     other = DRConv2d(5, 9, 3, padding=2, dilation=2).double()

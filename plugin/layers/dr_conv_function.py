@@ -228,11 +228,15 @@ CHUNK_ELEMENTS = dict(cpu=1 << 20, cuda=1 << 24)
 _workspaces = threading.local()
 
 
+# scratch buffers up to this many elements (16 MB in fp32) are kept between calls on CPU
+WORKSPACE_ELEMENTS = 1 << 22
+
+
 def _workspace(like: Tensor, name: str, size: int) -> Tensor:
-    """A reused buffer of ``size`` elements for per-chunk scratch (CPU: a fresh allocation of
-    megabytes costs page faults on every call; CUDA's caching allocator does not need it; a
-    trace must not see tensors of an earlier one)."""
-    if like.device.type != 'cpu' or torch.jit.is_tracing():
+    """A reused buffer of ``size`` elements for scratch (CPU: a fresh allocation of megabytes
+    costs page faults on every call; CUDA's caching allocator does not need it; a trace must not
+    see tensors of an earlier one; larger buffers are allocated per call)."""
+    if like.device.type != 'cpu' or torch.jit.is_tracing() or size > WORKSPACE_ELEMENTS:
         return like.new_empty(size)
     cache = _workspaces.__dict__.setdefault('buffers', {})
     buf = cache.get((name, like.dtype))

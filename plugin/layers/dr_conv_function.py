@@ -1,5 +1,6 @@
 """Region-routed ops of DRConv: the masked select of every region's output (with the surrogate
-gradient) and a fast segment-GEMM matmul that computes only each position's own region.
+gradient), and two fast ops that compute only each position's own region: a segment-GEMM matmul
+with generated filters and a conv with the generator's filters kept factorised.
 
 Paper: "Dynamic Region-Aware Convolution", Chen et al., CVPR 2021
 (https://arxiv.org/abs/2003.12243), Sec. 3.1. The guided mask is ``M = argmax_j F_j`` of the guided
@@ -18,6 +19,8 @@ pass, so with ``Y_j`` the output region ``j``'s filter gives at a position
   filter (a segment-wise GEMM); grad-input (a scatter-add) and grad-weight reuse the sorted rows.
   Forward and the two gradients cost one matmul's FLOPs each; only the surrogate needs every
   region's output, ``m`` matmuls' worth, computed in the backward pass a chunk of rows at a time.
+* :func:`region_factor_conv` takes the generator's factors instead of its filters (see there):
+  ``(g + 1) (kh kw + O)`` multiply-adds per position and channel instead of ``kh kw O``.
 """
 import threading
 from itertools import accumulate

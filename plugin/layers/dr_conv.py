@@ -203,15 +203,17 @@ class DRConv2d(BaseModule):
             weight = self.generator(x).reshape(-1, c, *self.kernel_size)
             y_all = F.conv2d(x.reshape(1, b * c, h, w), weight, groups=b, **conv)
             y = region_select(y_all.view(b, self.region_num, -1, *y_all.shape[2:]), self.guide(x))
-        elif self.factorise(prod(self._out_size(h, w)), torch.is_grad_enabled()):
-            gen = self.generator
-            weight = torch.cat([gen.weight.permute(0, 3, 1, 2), gen.bias.unsqueeze(1)], 1)
-            y = _in_one_dtype(region_factor_conv, x, gen.hidden(x), weight, self.guide(x),
-                              self.kernel_size, self.stride, self.padding, self.dilation)
-        else:
-            weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
-            y = _in_one_dtype(region_matmul, x, weight, self.guide(x), self.kernel_size,
-                              self.stride, self.padding, self.dilation)
+        else:  # the fast paths work on channels-last rows; oneDNN's guide conv is faster so too
+            x = x.contiguous(memory_format=torch.channels_last)
+            geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+            if self.factorise(prod(self._out_size(h, w)), torch.is_grad_enabled()):
+                gen = self.generator
+                weight = torch.cat([gen.weight.permute(0, 3, 1, 2), gen.bias.unsqueeze(1)], 1)
+                y = _in_one_dtype(region_factor_conv, x, gen.hidden(x), weight, self.guide(x),
+                                  *geometry)
+            else:
+                weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
+                y = _in_one_dtype(region_matmul, x, weight, self.guide(x), *geometry)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return y

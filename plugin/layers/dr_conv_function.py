@@ -102,6 +102,28 @@ def _patch_index(order: Tensor, in_size: Pair, out_size: Pair, kernel_size: Pair
     return (corner.unsqueeze(1) + taps.view(-1)).view(-1)
 
 
+def _padded_rows(x: Tensor, padding: Pair) -> Tuple[Tensor, torch.Size]:
+    """``x`` zero-padded and channels-last as rows ``[B Hp Wp, C]``, and its ``[B, Hp, Wp, C]``
+    shape."""
+    x_cl = x.permute(0, 2, 3, 1)
+    if any(padding):
+        x_cl = F.pad(x_cl, (0, 0, padding[1], padding[1], padding[0], padding[0]))
+    return x_cl.reshape(-1, x.shape[1]), x_cl.shape
+
+
+def _unpadded(grad_rows: Tensor, shape: torch.Size, padding: Pair) -> Tensor:
+    """The gradient of :func:`_padded_rows`'s input from that of its rows."""
+    (_, hp, wp, _), (ph, pw) = shape, padding
+    return grad_rows.view(shape)[:, ph:hp - ph, pw:wp - pw].permute(0, 3, 1, 2)
+
+
+def _guide_gradient(guide: Tensor, order: Tensor, dot: Tensor) -> Tensor:
+    """Eq. 8 from ``dot`` ``[N, m]``, Eq. 7 at the positions sorted by ``order``."""
+    b, m, ho, wo = guide.shape
+    dot = torch.empty_like(dot).index_copy_(0, order, dot)
+    return softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
+
+
 class _RegionMatmul(torch.autograd.Function):
     """Patches are gathered as ``K = (kh, kw, C)``; the smaller of them and the filters
     (``K = (C, kh, kw)``) is permuted to the other's order."""
@@ -113,10 +135,8 @@ class _RegionMatmul(torch.autograd.Function):
         order, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation)
-        x_cl = x.permute(0, 2, 3, 1)  # [B, H, W, C]
-        if any(padding):
-            x_cl = F.pad(x_cl, (0, 0, padding[1], padding[1], padding[0], padding[0]))
-        rows = x_cl.reshape(-1, c).index_select(0, index).view(-1, k)  # [N, K], sorted
+        x_rows, x_shape = _padded_rows(x, padding)
+        rows = x_rows.index_select(0, index).view(-1, k)  # [N, K], sorted
         flat_w = weight.reshape(b * m, o, k)
         taps_last = order.numel() > b * m * o  # permute the smaller: rows or filters
         if taps_last:
@@ -128,7 +148,7 @@ class _RegionMatmul(torch.autograd.Function):
             torch.mm(rows[start:end], flat_w[g].t(), out=out[start:end])
         y = torch.empty_like(out).index_copy_(0, order, out)
         ctx.save_for_backward(rows, flat_w, guide, order, index)
-        ctx.segments, ctx.x_shape, ctx.padding, ctx.taps_last = (segments, x_cl.shape, padding,
+        ctx.segments, ctx.x_shape, ctx.padding, ctx.taps_last = (segments, x_shape, padding,
                                                                   taps_last)
         return y.view(b, *guide.shape[2:], o).permute(0, 3, 1, 2)  # channels-last memory
 
@@ -137,7 +157,7 @@ class _RegionMatmul(torch.autograd.Function):
         rows, flat_w, guide, order, index = ctx.saved_tensors
         b, m, ho, wo = guide.shape
         o, k = flat_w.shape[1:]
-        _, hp, wp, c = ctx.x_shape
+        c = ctx.x_shape[3]
         grad_sorted = grad_y.permute(0, 2, 3, 1).reshape(-1, o).index_select(0, order)
         grad_x = grad_w = grad_guide = None
 
@@ -147,10 +167,9 @@ class _RegionMatmul(torch.autograd.Function):
                 torch.mm(grad_sorted[start:end], flat_w[g], out=grad_rows[start:end])
             if not ctx.taps_last:
                 grad_rows = grad_rows.view(-1, c, k // c).transpose(1, 2)
-            grad_x = grad_rows.new_zeros(b * hp * wp, c).index_put_(  # a scatter-add
+            grad_x = grad_rows.new_zeros(ctx.x_shape.numel() // c, c).index_put_(  # scatter-add
                 (index, ), grad_rows.reshape(-1, c), accumulate=True)
-            (ph, pw), grad_x = ctx.padding, grad_x.view(b, hp, wp, c)
-            grad_x = grad_x[:, ph:hp - ph, pw:wp - pw].permute(0, 3, 1, 2)
+            grad_x = _unpadded(grad_x, ctx.x_shape, ctx.padding)
 
         if ctx.needs_input_grad[1]:
             grad_w = torch.zeros_like(flat_w)  # a region without positions gets zero
@@ -169,8 +188,7 @@ class _RegionMatmul(torch.autograd.Function):
                     cut = slice(start, min(start + chunk, (s + 1) * ho * wo))
                     y_all = torch.mm(rows[cut], w_all[s].t()).view(-1, m, o)
                     dot[cut] = (y_all * grad_sorted[cut].unsqueeze(1)).sum(2)
-            dot = torch.empty_like(dot).index_copy_(0, order, dot)
-            grad_guide = softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
+            grad_guide = _guide_gradient(guide, order, dot)
         return grad_x, grad_w, grad_guide, None, None, None, None
 
 
@@ -267,10 +285,7 @@ class _RegionFactorConv(torch.autograd.Function):
         order, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation).view(-1, taps).t()  # [T, N]
-        x_cl = x.permute(0, 2, 3, 1)
-        if any(padding):
-            x_cl = F.pad(x_cl, (0, 0, padding[1], padding[1], padding[0], padding[0]))
-        rows = x_cl.reshape(-1, c)
+        rows, x_shape = _padded_rows(x, padding)
         kernels = torch.cat([hidden.reshape(b, m, q - 1, taps),
                              hidden.new_ones(b, m, 1, taps)], 2)
         limit = CHUNK_ELEMENTS.get(x.device.type, CHUNK_ELEMENTS['cuda']) // (m * q * c)
@@ -292,7 +307,7 @@ class _RegionFactorConv(torch.autograd.Function):
                     out[start:end].addmm_(own[i].view(-1, c), weight[j, i].t())
         y = torch.empty_like(out).index_copy_(0, order, out)
         ctx.save_for_backward(rows, kernels, weight, guide, order, index)
-        ctx.chunks, ctx.longest, ctx.x_shape, ctx.padding = chunks, longest, x_cl.shape, padding
+        ctx.chunks, ctx.longest, ctx.x_shape, ctx.padding = chunks, longest, x_shape, padding
         ctx.taps = _tap_slices(kernel_size, stride, dilation, guide.shape[2:])
         ctx.hidden_shape = hidden.shape
         return y.view(b, *guide.shape[2:], o).permute(0, 3, 1, 2)  # channels-last memory
@@ -343,16 +358,13 @@ class _RegionFactorConv(torch.autograd.Function):
         grad_own = unsorted.index_copy_(1, order, grad_own).view(q, b, ho, wo, c)
         coeff = kernels.gather(1, guide.max(1, keepdim=True).indices.view(b, -1, 1, 1).expand(
             -1, -1, q - 1, taps)).view(b, ho, wo, q - 1, taps, 1)  # A[M, q] at each position
-        _, hp, wp, _ = ctx.x_shape
         grad_x = rows.new_zeros(ctx.x_shape)
         for t, (ki, kj) in enumerate(ctx.taps):
             view = grad_x[:, ki, kj]
             view.add_(grad_own[q - 1])
             for i in range(q - 1):
                 view.addcmul_(coeff[:, :, :, i, t], grad_own[i])
-        (ph, pw) = ctx.padding
-        grad_x = grad_x[:, ph:hp - ph, pw:wp - pw].permute(0, 3, 1, 2)
-        dot = torch.empty_like(dot).index_copy_(0, order, dot)
-        grad_guide = softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
+        grad_x = _unpadded(grad_x, ctx.x_shape, ctx.padding)
+        grad_guide = _guide_gradient(guide, order, dot)
         grad_hidden = grad_k[:, :, :q - 1].reshape(ctx.hidden_shape)
         return grad_x, grad_hidden, grad_w, grad_guide, None, None, None, None

@@ -246,17 +246,19 @@ def test_runs_under_bf16_autocast(kwargs, path):
         torch.testing.assert_close(y.float(), layer(x), atol=0.1, rtol=0.1)
 
 
+@pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kept', [1 << 22, 0], ids=['buffers kept', 'buffers per call'])
-def test_factorised_path_in_chunks_and_reused_buffers(monkeypatch, kept):
+def test_fast_paths_in_chunks_and_reused_buffers(monkeypatch, kept, path):
     """Regions split across chunks of a few rows, and layers of other sizes using the same
     scratch buffers in between, change nothing."""
-    monkeypatch.setitem(dr_conv_function.CHUNK_ELEMENTS, 'cpu', 8 * 2 * 5 * 7)  # 7 rows a chunk
+    # 7 rows a chunk factorised (m (g + 1) C elements a row), 11 unfolded (m O)
+    monkeypatch.setitem(dr_conv_function.CHUNK_ELEMENTS, 'cpu', 8 * 2 * 5 * 7)
     monkeypatch.setattr(dr_conv_function, 'WORKSPACE_ELEMENTS', kept)
     torch.manual_seed(13)
     fast, ref = make_pair(out_channels=6, kernel_size=3, padding=1)
     other = DRConv2d(5, 9, 3, padding=2, dilation=2).double()
-    force_path(fast, 'factorised')
-    force_path(other, 'factorised')
+    force_path(fast, path)
+    force_path(other, path)
     x = torch.randn(2, 5, 9, 7, dtype=torch.float64, requires_grad=True)
     y_fast = fast(x)
     other(torch.randn(3, 5, 12, 12, dtype=torch.float64)).sum().backward()

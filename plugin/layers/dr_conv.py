@@ -61,9 +61,11 @@ class DRFilterGenerator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """The filters ``[B, m, O, C, k, k]``."""
         m, o, c, g = self.weight.shape
-        w = F.conv2d(self.hidden(x), self.weight.reshape(m * o * c, g, 1, 1),
-                     self.bias.reshape(-1), groups=m)
-        return w.view(x.shape[0], m, o, c, *w.shape[2:])
+        a = self.hidden(x).view(x.shape[0], m, g, 1, -1)  # the grouped 1x1 conv, as g fused
+        w = self.bias.view(1, m, o * c, 1)  # multiply-adds (g is small: a conv is slow here)
+        for q in range(g):
+            w = torch.addcmul(w, self.weight[..., q].reshape(1, m, o * c, 1), a[:, :, q])
+        return w.view(x.shape[0], m, o, c, *self.kernel_size)
 
 
 @MODELS.register_module('DRConv')

@@ -75,9 +75,10 @@ def region_matmul(x: Tensor, weight: Tensor, guide: Tensor, kernel_size: Pair = 
     return _RegionMatmul.apply(x, weight, guide, kernel_size, stride, padding, dilation)
 
 
-def _segments(guide: Tensor) -> Tuple[Tensor, Segments]:
-    """Positions (flat over ``[B, H, W]``) sorted by ``group = sample * m + region``, and the
-    ``(group, start, end)`` row range of every non-empty group."""
+def _segments(guide: Tensor) -> Tuple[Tensor, Tensor, Segments]:
+    """Positions (flat over ``[B, H, W]``) sorted by ``group = sample * m + region``, the row of
+    every position in that order (to unsort rows with a gather, ~4x faster than ``index_copy_``
+    on CPU), and the ``(group, start, end)`` row range of every non-empty group."""
     b, m = guide.shape[:2]
     region = guide.max(1).indices  # argmax (the first maximum), much faster over dim 1 on CPU
     group = region.reshape(b, -1) + torch.arange(b, device=guide.device).unsqueeze(1) * m
@@ -85,7 +86,10 @@ def _segments(guide: Tensor) -> Tuple[Tensor, Segments]:
     counts = torch.bincount(group, minlength=b * m).tolist()  # the one host sync
     segments = [(g, end - n, end) for g, (n, end) in enumerate(zip(counts, accumulate(counts)))
                 if n]
-    return torch.argsort(group, stable=True), segments
+    order = torch.argsort(group, stable=True)
+    place = torch.empty_like(order).index_copy_(0, order, torch.arange(
+        order.numel(), device=order.device))
+    return order, place, segments
 
 
 def _patch_index(order: Tensor, in_size: Pair, out_size: Pair, kernel_size: Pair,
@@ -102,13 +106,22 @@ def _patch_index(order: Tensor, in_size: Pair, out_size: Pair, kernel_size: Pair
     return (corner.unsqueeze(1) + taps.view(-1)).view(-1)
 
 
-def _padded_rows(x: Tensor, padding: Pair) -> Tuple[Tensor, torch.Size]:
+def _padded_rows(x: Tensor, padding: Pair, scratch: bool = False) -> Tuple[Tensor, torch.Size]:
     """``x`` zero-padded and channels-last as rows ``[B Hp Wp, C]``, and its ``[B, Hp, Wp, C]``
-    shape."""
+    shape; ``scratch``: in a reused buffer (:func:`_workspace`), valid until the next call."""
     x_cl = x.permute(0, 2, 3, 1)
-    if any(padding):
-        x_cl = F.pad(x_cl, (0, 0, padding[1], padding[1], padding[0], padding[0]))
-    return x_cl.reshape(-1, x.shape[1]), x_cl.shape
+    if not any(padding):
+        return x_cl.reshape(-1, x.shape[1]), x_cl.shape
+    (b, h, w, c), (ph, pw) = x_cl.shape, padding
+    shape = torch.Size((b, h + 2 * ph, w + 2 * pw, c))
+    if not scratch:
+        return F.pad(x_cl, (0, 0, pw, pw, ph, ph)).reshape(-1, c), shape
+    padded = _workspace(x, 'padded', shape.numel()).view(shape)
+    for border in (padded[:, :ph], padded[:, ph + h:], padded[:, ph:ph + h, :pw],
+                   padded[:, ph:ph + h, pw + w:]):
+        border.zero_()
+    padded[:, ph:ph + h, pw:pw + w] = x_cl
+    return padded.view(-1, c), shape
 
 
 def _unpadded(grad_rows: Tensor, shape: torch.Size, padding: Pair) -> Tensor:
@@ -117,10 +130,10 @@ def _unpadded(grad_rows: Tensor, shape: torch.Size, padding: Pair) -> Tensor:
     return grad_rows.view(shape)[:, ph:hp - ph, pw:wp - pw].permute(0, 3, 1, 2)
 
 
-def _guide_gradient(guide: Tensor, order: Tensor, dot: Tensor) -> Tensor:
-    """Eq. 8 from ``dot`` ``[N, m]``, Eq. 7 at the positions sorted by ``order``."""
+def _guide_gradient(guide: Tensor, place: Tensor, dot: Tensor) -> Tensor:
+    """Eq. 8 from ``dot`` ``[N, m]``, Eq. 7 at the positions in sorted order (:func:`_segments`)."""
     b, m, ho, wo = guide.shape
-    dot = torch.empty_like(dot).index_copy_(0, order, dot)
+    dot = dot.index_select(0, place)
     return softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
 
 
@@ -132,10 +145,10 @@ class _RegionMatmul(torch.autograd.Function):
     def forward(ctx, x, weight, guide, kernel_size, stride, padding, dilation):
         b, c, h, w = x.shape
         m, o, k = weight.shape[1:]
-        order, segments = _segments(guide)
+        order, place, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation)
-        x_rows, x_shape = _padded_rows(x, padding)
+        x_rows, x_shape = _padded_rows(x, padding, scratch=True)
         rows = x_rows.index_select(0, index).view(-1, k)  # [N, K], sorted
         flat_w = weight.reshape(b * m, o, k)
         taps_last = order.numel() > b * m * o  # permute the smaller: rows or filters
@@ -146,15 +159,15 @@ class _RegionMatmul(torch.autograd.Function):
         out = rows.new_empty(order.numel(), o)
         for g, start, end in segments:
             torch.mm(rows[start:end], flat_w[g].t(), out=out[start:end])
-        y = torch.empty_like(out).index_copy_(0, order, out)
-        ctx.save_for_backward(rows, flat_w, guide, order, index)
+        y = out.index_select(0, place)
+        ctx.save_for_backward(rows, flat_w, guide, order, place, index)
         ctx.segments, ctx.x_shape, ctx.padding, ctx.taps_last = (segments, x_shape, padding,
                                                                   taps_last)
         return y.view(b, *guide.shape[2:], o).permute(0, 3, 1, 2)  # channels-last memory
 
     @staticmethod
     def backward(ctx, grad_y):
-        rows, flat_w, guide, order, index = ctx.saved_tensors
+        rows, flat_w, guide, order, place, index = ctx.saved_tensors
         b, m, ho, wo = guide.shape
         o, k = flat_w.shape[1:]
         c = ctx.x_shape[3]
@@ -182,13 +195,17 @@ class _RegionMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[2]:  # Eq. 7: every region's output, a chunk of rows at a time
             dot = grad_sorted.new_empty(order.numel(), m)
             w_all = flat_w.view(b, m * o, k)
-            chunk = max(1, (1 << 23) // (m * o))
+            chunk = max(1, _chunk_elements(rows) // (m * o))
+            y_buf, prod_buf = (_workspace(rows, name, min(chunk, ho * wo) * m * o)
+                               for name in ('y', 'prod'))
             for s in range(b):  # sample s owns the sorted rows [s Ho Wo, (s + 1) Ho Wo)
                 for start in range(s * ho * wo, (s + 1) * ho * wo, chunk):
                     cut = slice(start, min(start + chunk, (s + 1) * ho * wo))
-                    y_all = torch.mm(rows[cut], w_all[s].t()).view(-1, m, o)
-                    dot[cut] = (y_all * grad_sorted[cut].unsqueeze(1)).sum(2)
-            grad_guide = _guide_gradient(guide, order, dot)
+                    n = cut.stop - start
+                    y_all = torch.mm(rows[cut], w_all[s].t(), out=y_buf[:n * m * o].view(n, -1))
+                    dot[cut] = torch.mul(y_all.view(n, m, o), grad_sorted[cut].unsqueeze(1),
+                                         out=prod_buf[:n * m * o].view(n, m, o)).sum(2)
+            grad_guide = _guide_gradient(guide, place, dot)
         return grad_x, grad_w, grad_guide, None, None, None, None
 
 
@@ -218,11 +235,24 @@ def region_factor_conv(x: Tensor, hidden: Tensor, weight: Tensor, guide: Tensor,
                                    dilation)
 
 
-def _tap_slices(kernel_size: Pair, stride: Pair, dilation: Pair, out_size: Pair) -> list:
-    """``(rows, cols)`` slices of the padded input under tap ``t`` of every output position."""
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel_size, stride, dilation, out_size
-    return [(slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
-             slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)) for i in range(kh) for j in range(kw)]
+def _tap_slices(in_size: Pair, out_size: Pair, kernel_size: Pair, stride: Pair, padding: Pair,
+                dilation: Pair) -> list:
+    """``(t, input rows, input cols, output rows, output cols)`` for every tap ``t`` that falls
+    inside the (unpadded) input at some output position: slices of the input under tap ``t``
+    and of the output positions putting it there."""
+    per_dim = []
+    for size, out, k, s, p, d in zip(in_size, out_size, kernel_size, stride, padding, dilation):
+        dim = []
+        for i in range(k):  # output u reads input u s + i d - p
+            offset = i * d - p
+            first, last = max(0, -(offset // s)), min(out - 1, (size - 1 - offset) // s)
+            dim.append((slice(first * s + offset, last * s + offset + 1, s),
+                        slice(first, last + 1)) if first <= last else None)
+        per_dim.append(dim)
+    kw = kernel_size[1]
+    return [(i * kw + j, rows[0], cols[0], rows[1], cols[1])
+            for i, rows in enumerate(per_dim[0]) for j, cols in enumerate(per_dim[1])
+            if rows is not None and cols is not None]
 
 
 def _chunks(segments: Segments, m: int, rows: int, limit: int) -> List[tuple]:
@@ -242,10 +272,17 @@ def _chunks(segments: Segments, m: int, rows: int, limit: int) -> List[tuple]:
     return chunks
 
 
-# a chunk has at most CHUNK_ELEMENTS / (m (g + 1) C) positions. Its buffers (every region's maps
-# and outputs, about m (g + 1) C values per position each) stay in a CPU's last-level cache; a GPU
-# takes larger chunks (fewer kernel launches per layer, buffers of 64 MB in fp32)
+# a chunk of the surrogate has at most CHUNK_ELEMENTS / (m (g + 1) C) positions (factorised;
+# unfolded: / (m O)). Its buffers (every region's maps and outputs, about that many values) stay
+# in a CPU's last-level cache; a GPU takes larger chunks (fewer kernel launches per layer,
+# buffers of 64 MB in fp32)
 CHUNK_ELEMENTS = dict(cpu=1 << 20, cuda=1 << 24)
+
+
+def _chunk_elements(like: Tensor) -> int:
+    return CHUNK_ELEMENTS.get(like.device.type, CHUNK_ELEMENTS['cuda'])
+
+
 _workspaces = threading.local()
 
 
@@ -282,13 +319,13 @@ class _RegionFactorConv(torch.autograd.Function):
     def forward(ctx, x, hidden, weight, guide, kernel_size, stride, padding, dilation):
         (b, c, h, w), (m, q, o) = map(int, x.shape), map(int, weight.shape[:3])  # ints in a trace
         taps = kernel_size[0] * kernel_size[1]
-        order, segments = _segments(guide)
+        order, place, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation).view(-1, taps).t()  # [T, N]
-        rows, x_shape = _padded_rows(x, padding)
+        rows = _padded_rows(x, padding, scratch=True)[0]
         kernels = torch.cat([hidden.reshape(b, m, q - 1, taps),
                              hidden.new_ones(b, m, 1, taps)], 2)
-        limit = CHUNK_ELEMENTS.get(x.device.type, CHUNK_ELEMENTS['cuda']) // (m * q * c)
+        limit = _chunk_elements(x) // (m * q * c)
         chunks = _chunks(segments, m, order.numel() // b, max(1, limit))
         longest = max(end - start for _, start, end, _ in chunks)
         cols_buf = _workspace(rows, 'cols', taps * longest * c)
@@ -305,16 +342,17 @@ class _RegionFactorConv(torch.autograd.Function):
                 torch.mm(own[0].view(-1, c), weight[j, 0].t(), out=out[start:end])
                 for i in range(1, q):
                     out[start:end].addmm_(own[i].view(-1, c), weight[j, i].t())
-        y = torch.empty_like(out).index_copy_(0, order, out)
-        ctx.save_for_backward(rows, kernels, weight, guide, order, index)
-        ctx.chunks, ctx.longest, ctx.x_shape, ctx.padding = chunks, longest, x_shape, padding
-        ctx.taps = _tap_slices(kernel_size, stride, dilation, guide.shape[2:])
+        y = out.index_select(0, place)
+        ctx.save_for_backward(x, kernels, weight, guide, order, place, index)
+        ctx.chunks, ctx.longest, ctx.padding = chunks, longest, padding
+        ctx.taps = _tap_slices((h, w), guide.shape[2:], kernel_size, stride, padding, dilation)
         ctx.hidden_shape = hidden.shape
         return y.view(b, *guide.shape[2:], o).permute(0, 3, 1, 2)  # channels-last memory
 
     @staticmethod
     def backward(ctx, grad_y):
-        rows, kernels, weight, guide, order, index = ctx.saved_tensors
+        x, kernels, weight, guide, order, place, index = ctx.saved_tensors
+        rows = _padded_rows(x, ctx.padding, scratch=True)[0]
         b, m, ho, wo = guide.shape
         q, o, c = weight.shape[1:]
         taps, longest = kernels.shape[3], ctx.longest
@@ -355,16 +393,17 @@ class _RegionFactorConv(torch.autograd.Function):
                 grad_k[s, j].addmm_(own, cols[:, part].t())
         # dL/dX: each tap t of the own maps, at the positions' places (col2im, one tap at a time)
         unsorted = _workspace(rows, 'unsorted', grad_own.numel()).view(grad_own.shape)
-        grad_own = unsorted.index_copy_(1, order, grad_own).view(q, b, ho, wo, c)
-        coeff = kernels.gather(1, guide.max(1, keepdim=True).indices.view(b, -1, 1, 1).expand(
-            -1, -1, q - 1, taps)).view(b, ho, wo, q - 1, taps, 1)  # A[M, q] at each position
-        grad_x = rows.new_zeros(ctx.x_shape)
-        for t, (ki, kj) in enumerate(ctx.taps):
-            view = grad_x[:, ki, kj]
-            view.add_(grad_own[q - 1])
+        grad_own = torch.index_select(grad_own, 1, place, out=unsorted).view(q, b, ho, wo, c)
+        group = guide.max(1).indices + torch.arange(0, b * m, m, device=guide.device).view(-1, 1, 1)
+        coeff = kernels[:, :, :q - 1].reshape(b * m, -1).index_select(0, group.view(-1)).view(
+            b, ho, wo, q - 1, -1, 1)  # A[M, q] at each position
+        grad_x = rows.new_zeros(b, *x.shape[2:], c)
+        for t, in_rows, in_cols, out_rows, out_cols in ctx.taps:
+            view, own = grad_x[:, in_rows, in_cols], grad_own[:, :, out_rows, out_cols]
+            view.add_(own[q - 1])
             for i in range(q - 1):
-                view.addcmul_(coeff[:, :, :, i, t], grad_own[i])
-        grad_x = _unpadded(grad_x, ctx.x_shape, ctx.padding)
-        grad_guide = _guide_gradient(guide, order, dot)
+                view.addcmul_(coeff[:, out_rows, out_cols, i, t], own[i])
+        grad_x = grad_x.permute(0, 3, 1, 2)
+        grad_guide = _guide_gradient(guide, place, dot)
         grad_hidden = grad_k[:, :, :q - 1].reshape(ctx.hidden_shape)
         return grad_x, grad_hidden, grad_w, grad_guide, None, None, None, None

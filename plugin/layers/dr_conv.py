@@ -258,3 +258,5 @@ def _region_factor_conv_flops(inputs: list, outputs: list) -> int:
 register_flop_handle('prim::PythonOp._RegionMatmul', _region_matmul_flops)
 register_flop_handle('prim::PythonOp._RegionFactorConv', _region_factor_conv_flops)
 register_flop_handle('prim::PythonOp._RegionSelect', lambda inputs, outputs: 0)  # a gather
+# the filter generator's grouped 1x1 conv: one multiply-add per output element
+register_flop_handle('aten::addcmul', lambda inputs, outputs: prod(get_shape(outputs[0])))

@@ -131,10 +131,9 @@ def _unpadded(grad_rows: Tensor, shape: torch.Size, padding: Pair) -> Tensor:
 
 
 def _guide_gradient(guide: Tensor, place: Tensor, dot: Tensor) -> Tensor:
-    """Eq. 8 from ``dot`` ``[N, m]``, Eq. 7 at the positions in sorted order (:func:`_segments`)."""
+    """Eq. 8 from ``dot`` ``[m, N]``, Eq. 7 at the positions in sorted order (:func:`_segments`)."""
     b, m, ho, wo = guide.shape
-    dot = dot.index_select(0, place)
-    return softmax_surrogate(guide, dot.view(b, ho, wo, m).permute(0, 3, 1, 2))
+    return softmax_surrogate(guide, dot.index_select(1, place).view(m, b, ho, wo).transpose(0, 1))
 
 
 class _RegionMatmul(torch.autograd.Function):
@@ -193,7 +192,7 @@ class _RegionMatmul(torch.autograd.Function):
             grad_w = grad_w.reshape(b, m, o, k)
 
         if ctx.needs_input_grad[2]:  # Eq. 7: every region's output, a chunk of rows at a time
-            dot = grad_sorted.new_empty(order.numel(), m)
+            dot = grad_sorted.new_empty(m, order.numel())
             w_all = flat_w.view(b, m * o, k)
             chunk = max(1, _chunk_elements(rows) // (m * o))
             y_buf, prod_buf = (_workspace(rows, name, min(chunk, ho * wo) * m * o)
@@ -203,8 +202,8 @@ class _RegionMatmul(torch.autograd.Function):
                     cut = slice(start, min(start + chunk, (s + 1) * ho * wo))
                     n = cut.stop - start
                     y_all = torch.mm(rows[cut], w_all[s].t(), out=y_buf[:n * m * o].view(n, -1))
-                    dot[cut] = torch.mul(y_all.view(n, m, o), grad_sorted[cut].unsqueeze(1),
-                                         out=prod_buf[:n * m * o].view(n, m, o)).sum(2)
+                    dot[:, cut] = torch.mul(y_all.view(n, m, o), grad_sorted[cut].unsqueeze(1),
+                                            out=prod_buf[:n * m * o].view(n, m, o)).sum(2).t()
             grad_guide = _guide_gradient(guide, place, dot)
         return grad_x, grad_w, grad_guide, None, None, None, None
 
@@ -304,11 +303,12 @@ def _workspace(like: Tensor, name: str, size: int) -> Tensor:
 
 
 def _region_major(maps: Tensor, m: int, g: int) -> Tensor:
-    """``[m g, n, C]`` maps as ``[m, g C, n]``, rows ``(q, C)`` per region (a view if g = 1)."""
+    """``[m g, n, C]`` maps as ``[m, n, g C]``, columns ``(q, C)`` per region (a view if
+    g = 1)."""
     n, c = maps.shape[1:]
     if g == 1:
-        return maps.view(m, n, c).transpose(1, 2)
-    return maps.view(m, g, n, c).permute(0, 1, 3, 2).reshape(m, g * c, n)
+        return maps
+    return maps.view(m, g, n, c).transpose(1, 2).reshape(m, n, g * c)
 
 
 class _RegionFactorConv(torch.autograd.Function):
@@ -358,17 +358,16 @@ class _RegionFactorConv(torch.autograd.Function):
         taps, longest = kernels.shape[3], ctx.longest
         grad_sorted = grad_y.permute(0, 2, 3, 1).reshape(-1, o).index_select(0, order)
         grad_w, grad_k = torch.zeros_like(weight), torch.zeros_like(kernels)
-        dot = grad_sorted.new_empty(order.numel(), m)
+        dot = grad_sorted.new_empty(m, order.numel())
         rank = m * (q - 1)
         distinct = torch.cat([kernels[:, :, :q - 1].reshape(b, rank, taps),
                               kernels[:, :1, q - 1]], 1)  # the ones kernel is every region's
-        box_all = weight[:, q - 1].reshape(m * o, c)  # V[j, g], rows (j, O)
-        weight_a = weight[:, :q - 1].transpose(1, 2).reshape(m, o, (q - 1) * c)  # V[j, q < g]
+        box_t = weight[:, q - 1].transpose(1, 2)  # V[j, g]^T, [m, C, O]
+        weight_t = weight[:, :q - 1].permute(0, 1, 3, 2).reshape(m, -1, o)  # V[j, q < g]^T
         cols_buf, maps_buf, y_buf, prod_buf = (
             _workspace(rows, name, size * longest) for name, size in (
                 ('cols', taps * c), ('maps', (rank + 1) * c), ('y', m * o), ('prod', m * o)))
         grad_own = _workspace(rows, 'grad_own', q * order.numel() * c).view(q, -1, c)
-        grad_t = grad_sorted.t().contiguous()  # [O, N]
         for s, first, last, pieces in ctx.chunks:
             n, flat = last - first, index[:, first:last].reshape(-1)
             cols = torch.index_select(rows, 0, flat, out=cols_buf[:taps * n * c].view(-1, c))
@@ -376,12 +375,12 @@ class _RegionFactorConv(torch.autograd.Function):
             # every region's maps P A[j, q] (rows (j, q < g), then the ones kernel's)
             maps = torch.mm(distinct[s], cols,
                             out=maps_buf[:(rank + 1) * n * c].view(rank + 1, -1)).view(-1, n, c)
-            # Eq. 7: every region's output W_j P = sum_q V[j, q] (P A[j, q]), [m, O, n] ...
-            y = torch.mm(box_all, maps[rank].t(), out=y_buf[:m * o * n].view(m * o, n))
-            y = y.view(m, o, n).baddbmm_(weight_a, _region_major(maps[:rank], m, q - 1))
+            # Eq. 7: every region's output W_j P = sum_q V[j, q] (P A[j, q]), [m, n, O] ...
+            y = torch.bmm(maps[rank].expand(m, n, c), box_t, out=y_buf[:m * n * o].view(m, n, o))
+            y.baddbmm_(_region_major(maps[:rank], m, q - 1), weight_t)
             # ... dotted with dL/dy
-            prod = torch.mul(y, grad_t[:, first:last], out=prod_buf[:m * o * n].view(m, o, n))
-            dot[first:last] = prod.sum(1).t()
+            prod = torch.mul(y, grad, out=prod_buf[:m * n * o].view(m, n, o))
+            dot[:, first:last] = prod.sum(2)
             for j, start, end in pieces:
                 part, local = (slice((start - first) * c, (end - first) * c),
                                slice(start - first, end - first))

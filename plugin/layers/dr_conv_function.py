@@ -195,15 +195,13 @@ class _RegionMatmul(torch.autograd.Function):
             dot = grad_sorted.new_empty(m, order.numel())
             w_all = flat_w.view(b, m * o, k)
             chunk = max(1, _chunk_elements(rows) // (m * o))
-            y_buf, prod_buf = (_workspace(rows, name, min(chunk, ho * wo) * m * o)
-                               for name in ('y', 'prod'))
+            y_buf = _workspace(rows, 'y', min(chunk, ho * wo) * m * o)
             for s in range(b):  # sample s owns the sorted rows [s Ho Wo, (s + 1) Ho Wo)
                 for start in range(s * ho * wo, (s + 1) * ho * wo, chunk):
                     cut = slice(start, min(start + chunk, (s + 1) * ho * wo))
                     n = cut.stop - start
                     y_all = torch.mm(rows[cut], w_all[s].t(), out=y_buf[:n * m * o].view(n, -1))
-                    dot[:, cut] = torch.mul(y_all.view(n, m, o), grad_sorted[cut].unsqueeze(1),
-                                            out=prod_buf[:n * m * o].view(n, m, o)).sum(2).t()
+                    dot[:, cut] = y_all.view(n, m, o).mul_(grad_sorted[cut].unsqueeze(1)).sum(2).t()
             grad_guide = _guide_gradient(guide, place, dot)
         return grad_x, grad_w, grad_guide, None, None, None, None
 
@@ -227,8 +225,8 @@ def region_factor_conv(x: Tensor, hidden: Tensor, weight: Tensor, guide: Tensor,
     sum_q <V[j, q]^T dL/dy, P A[b, j, q]>`` for all ``j``: in the backward pass, per chunk, every
     region's maps ``P A[j, q]`` (one ``[m g + 1, kh kw]`` GEMM: the ones kernel is shared), their
     1x1 convs (a GEMM for the shared map, a batched one over the regions for the rest; ``m (g + 1)
-    O`` multiply-adds per position and channel) and the dot with ``dL/dy``. Only the input rows,
-    the kernels and the sort are kept for backward.
+    O`` multiply-adds per position and channel) and the dot with ``dL/dy``. Only the input (the
+    guide conv keeps it anyway), the kernels and the sort are kept for backward.
     """
     return _RegionFactorConv.apply(x, hidden, weight, guide, kernel_size, stride, padding,
                                    dilation)
@@ -312,8 +310,8 @@ def _region_major(maps: Tensor, m: int, g: int) -> Tensor:
 
 
 class _RegionFactorConv(torch.autograd.Function):
-    """Saved: the padded channels-last input rows, the kernels ``[B, m, g + 1, T]`` (ones for
-    ``q = g``) and the sort; a chunk's patches are gathered again in the backward pass."""
+    """Saved: the input, the kernels ``[B, m, g + 1, T]`` (ones for ``q = g``) and the sort; the
+    backward pass pads the input again (a reused buffer) and gathers each chunk's patches again."""
 
     @staticmethod
     def forward(ctx, x, hidden, weight, guide, kernel_size, stride, padding, dilation):
@@ -364,9 +362,9 @@ class _RegionFactorConv(torch.autograd.Function):
                               kernels[:, :1, q - 1]], 1)  # the ones kernel is every region's
         box_t = weight[:, q - 1].transpose(1, 2)  # V[j, g]^T, [m, C, O]
         weight_t = weight[:, :q - 1].permute(0, 1, 3, 2).reshape(m, -1, o)  # V[j, q < g]^T
-        cols_buf, maps_buf, y_buf, prod_buf = (
+        cols_buf, maps_buf, y_buf = (
             _workspace(rows, name, size * longest) for name, size in (
-                ('cols', taps * c), ('maps', (rank + 1) * c), ('y', m * o), ('prod', m * o)))
+                ('cols', taps * c), ('maps', (rank + 1) * c), ('y', m * o)))
         grad_own = _workspace(rows, 'grad_own', q * order.numel() * c).view(q, -1, c)
         for s, first, last, pieces in ctx.chunks:
             n, flat = last - first, index[:, first:last].reshape(-1)
@@ -378,9 +376,7 @@ class _RegionFactorConv(torch.autograd.Function):
             # Eq. 7: every region's output W_j P = sum_q V[j, q] (P A[j, q]), [m, n, O] ...
             y = torch.bmm(maps[rank].expand(m, n, c), box_t, out=y_buf[:m * n * o].view(m, n, o))
             y.baddbmm_(_region_major(maps[:rank], m, q - 1), weight_t)
-            # ... dotted with dL/dy
-            prod = torch.mul(y, grad, out=prod_buf[:m * n * o].view(m, n, o))
-            dot[:, first:last] = prod.sum(2)
+            dot[:, first:last] = y.mul_(grad).sum(2)  # ... dotted with dL/dy
             for j, start, end in pieces:
                 part, local = (slice((start - first) * c, (end - first) * c),
                                slice(start - first, end - first))

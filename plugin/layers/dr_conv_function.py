@@ -224,7 +224,7 @@ def region_factor_conv(x: Tensor, hidden: Tensor, weight: Tensor, guide: Tensor,
     surrogate (Eq. 7) needs every region's output, ``<dL/dy, W_j P> =
     sum_q <V[j, q]^T dL/dy, P A[b, j, q]>`` for all ``j``: in the backward pass, per chunk, every
     region's maps ``P A[j, q]`` (one ``[m g + 1, kh kw]`` GEMM: the ones kernel is shared), their
-    1x1 convs (a GEMM for the shared map, a batched one over the regions for the rest; ``m (g + 1)
+    1x1 convs (two GEMMs batched over the regions, the shared map's and the rest's; ``m (g + 1)
     O`` multiply-adds per position and channel) and the dot with ``dL/dy``. Only the input (the
     guide conv keeps it anyway), the kernels and the sort are kept for backward.
     """

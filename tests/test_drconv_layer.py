@@ -106,6 +106,7 @@ LAYERS = [
     dict(kernel_size=1, out_channels=6),
     dict(kernel_size=1, stride=2, out_channels=6, bias=True),
     dict(kernel_size=(3, 1), padding=(1, 0), out_channels=6, region_num=3),
+    dict(kernel_size=3, padding=(2, 3), out_channels=6),  # border outputs read only padding
 ]
 
 

@@ -230,16 +230,17 @@ def test_every_parameter_gets_a_gradient(kwargs, path):
     assert [n for n, p in layer.named_parameters() if p.grad is None] == []
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1]])
-def test_runs_under_bf16_autocast(kwargs, path):
+def test_runs_under_autocast(kwargs, path, dtype):
     torch.manual_seed(8)
     layer = DRConv2d(5, **kwargs)
     force_path(layer, path)
     x = torch.randn(2, 5, 8, 8, requires_grad=True)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=dtype):
         y = layer(x)
-    assert y.dtype == torch.bfloat16
+    assert y.dtype == dtype
     y.float().square().mean().backward()
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())

@@ -16,7 +16,8 @@ pass, so with ``Y_j`` the output region ``j``'s filter gives at a position
   output position (``P`` its patch, flattened like ``F.unfold``) without the other regions: it
   sorts the positions by (sample, region), gathers their patches in that order from the padded
   channels-last input (one copy, no ``F.unfold``) and multiplies each run of rows by its own
-  filter (a segment-wise GEMM); grad-input (a scatter-add) and grad-weight reuse the sorted rows.
+  filter (a segment-wise GEMM); grad-input (a scatter-add; a gather for 1x1 stride 1) and
+  grad-weight reuse the sorted rows.
   Forward and the two gradients cost one matmul's FLOPs each; only the surrogate needs every
   region's output, ``m`` matmuls' worth, computed in the backward pass a chunk of rows at a time.
 * :func:`region_factor_conv` takes the generator's factors instead of its filters (see there):
@@ -179,8 +180,11 @@ class _RegionMatmul(torch.autograd.Function):
                 torch.mm(grad_sorted[start:end], flat_w[g], out=grad_rows[start:end])
             if not ctx.taps_last:
                 grad_rows = grad_rows.view(-1, c, k // c).transpose(1, 2)
-            grad_x = grad_rows.new_zeros(ctx.x_shape.numel() // c, c).index_put_(  # scatter-add
-                (index, ), grad_rows.reshape(-1, c), accumulate=True)
+            if k == c and order.numel() == ctx.x_shape.numel() // c:  # 1x1, stride 1: a gather
+                grad_x = grad_rows.reshape(-1, c).index_select(0, place)
+            else:
+                grad_x = grad_rows.new_zeros(ctx.x_shape.numel() // c, c).index_put_(
+                    (index, ), grad_rows.reshape(-1, c), accumulate=True)  # scatter-add
             grad_x = _unpadded(grad_x, ctx.x_shape, ctx.padding)
 
         if ctx.needs_input_grad[1]:

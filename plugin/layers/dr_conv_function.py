@@ -28,7 +28,6 @@ from itertools import accumulate
 from typing import List, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 Pair = Tuple[int, int]
@@ -76,10 +75,11 @@ def region_matmul(x: Tensor, weight: Tensor, guide: Tensor, kernel_size: Pair = 
     return _RegionMatmul.apply(x, weight, guide, kernel_size, stride, padding, dilation)
 
 
-def _segments(guide: Tensor) -> Tuple[Tensor, Tensor, Segments]:
+def _segments(guide: Tensor) -> Tuple[Tensor, Tensor, Tensor, Segments]:
     """Positions (flat over ``[B, H, W]``) sorted by ``group = sample * m + region``, the row of
     every position in that order (to unsort rows with a gather, ~4x faster than ``index_copy_``
-    on CPU), and the ``(group, start, end)`` row range of every non-empty group."""
+    on CPU), every position's group, and the ``(group, start, end)`` row range of every
+    non-empty group."""
     b, m = guide.shape[:2]
     region = guide.max(1).indices  # argmax (the first maximum), much faster over dim 1 on CPU
     group = region.reshape(b, -1) + torch.arange(b, device=guide.device).unsqueeze(1) * m
@@ -90,7 +90,7 @@ def _segments(guide: Tensor) -> Tuple[Tensor, Tensor, Segments]:
     order = torch.argsort(group, stable=True)
     place = torch.empty_like(order).index_copy_(0, order, torch.arange(
         order.numel(), device=order.device))
-    return order, place, segments
+    return order, place, group, segments
 
 
 def _patch_index(order: Tensor, in_size: Pair, out_size: Pair, kernel_size: Pair,
@@ -107,16 +107,14 @@ def _patch_index(order: Tensor, in_size: Pair, out_size: Pair, kernel_size: Pair
     return (corner.unsqueeze(1) + taps.view(-1)).view(-1)
 
 
-def _padded_rows(x: Tensor, padding: Pair, scratch: bool = False) -> Tuple[Tensor, torch.Size]:
-    """``x`` zero-padded and channels-last as rows ``[B Hp Wp, C]``, and its ``[B, Hp, Wp, C]``
-    shape; ``scratch``: in a reused buffer (:func:`_workspace`), valid until the next call."""
+def _padded_rows(x: Tensor, padding: Pair) -> Tuple[Tensor, torch.Size]:
+    """``x`` zero-padded and channels-last as rows ``[B Hp Wp, C]`` (a reused buffer,
+    :func:`_workspace`, valid until the next call), and its ``[B, Hp, Wp, C]`` shape."""
     x_cl = x.permute(0, 2, 3, 1)
     if not any(padding):
         return x_cl.reshape(-1, x.shape[1]), x_cl.shape
     (b, h, w, c), (ph, pw) = x_cl.shape, padding
     shape = torch.Size((b, h + 2 * ph, w + 2 * pw, c))
-    if not scratch:
-        return F.pad(x_cl, (0, 0, pw, pw, ph, ph)).reshape(-1, c), shape
     padded = _workspace(x, 'padded', shape.numel()).view(shape)
     for border in (padded[:, :ph], padded[:, ph + h:], padded[:, ph:ph + h, :pw],
                    padded[:, ph:ph + h, pw + w:]):
@@ -145,10 +143,10 @@ class _RegionMatmul(torch.autograd.Function):
     def forward(ctx, x, weight, guide, kernel_size, stride, padding, dilation):
         b, c, h, w = x.shape
         m, o, k = weight.shape[1:]
-        order, place, segments = _segments(guide)
+        order, place, _, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation)
-        x_rows, x_shape = _padded_rows(x, padding, scratch=True)
+        x_rows, x_shape = _padded_rows(x, padding)
         rows = x_rows.index_select(0, index).view(-1, k)  # [N, K], sorted
         flat_w = weight.reshape(b * m, o, k)
         taps_last = order.numel() > b * m * o  # permute the smaller: rows or filters
@@ -314,17 +312,18 @@ def _region_major(maps: Tensor, m: int, g: int) -> Tensor:
 
 
 class _RegionFactorConv(torch.autograd.Function):
-    """Saved: the input, the kernels ``[B, m, g + 1, T]`` (ones for ``q = g``) and the sort; the
-    backward pass pads the input again (a reused buffer) and gathers each chunk's patches again."""
+    """Saved: the input, the kernels ``[B, m, g + 1, T]`` (ones for ``q = g``), the sort and every
+    position's group; the backward pass pads the input again (a reused buffer) and gathers each
+    chunk's patches again."""
 
     @staticmethod
     def forward(ctx, x, hidden, weight, guide, kernel_size, stride, padding, dilation):
         (b, c, h, w), (m, q, o) = map(int, x.shape), map(int, weight.shape[:3])  # ints in a trace
         taps = kernel_size[0] * kernel_size[1]
-        order, place, segments = _segments(guide)
+        order, place, group, segments = _segments(guide)
         index = _patch_index(order, (h, w), guide.shape[2:], kernel_size, stride, padding,
                              dilation).view(-1, taps).t()  # [T, N]
-        rows = _padded_rows(x, padding, scratch=True)[0]
+        rows = _padded_rows(x, padding)[0]
         kernels = torch.cat([hidden.reshape(b, m, q - 1, taps),
                              hidden.new_ones(b, m, 1, taps)], 2)
         limit = _chunk_elements(x) // (m * q * c)
@@ -345,7 +344,7 @@ class _RegionFactorConv(torch.autograd.Function):
                 for i in range(1, q):
                     out[start:end].addmm_(own[i].view(-1, c), weight[j, i].t())
         y = out.index_select(0, place)
-        ctx.save_for_backward(x, kernels, weight, guide, order, place, index)
+        ctx.save_for_backward(x, kernels, weight, guide, order, place, group, index)
         ctx.chunks, ctx.longest, ctx.padding = chunks, longest, padding
         ctx.taps = _tap_slices((h, w), guide.shape[2:], kernel_size, stride, padding, dilation)
         ctx.hidden_shape = hidden.shape
@@ -353,8 +352,8 @@ class _RegionFactorConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, kernels, weight, guide, order, place, index = ctx.saved_tensors
-        rows = _padded_rows(x, ctx.padding, scratch=True)[0]
+        x, kernels, weight, guide, order, place, group, index = ctx.saved_tensors
+        rows = _padded_rows(x, ctx.padding)[0]
         b, m, ho, wo = guide.shape
         q, o, c = weight.shape[1:]
         taps, longest = kernels.shape[3], ctx.longest
@@ -393,8 +392,7 @@ class _RegionFactorConv(torch.autograd.Function):
         # dL/dX: each tap t of the own maps, at the positions' places (col2im, one tap at a time)
         unsorted = _workspace(rows, 'unsorted', grad_own.numel()).view(grad_own.shape)
         grad_own = torch.index_select(grad_own, 1, place, out=unsorted).view(q, b, ho, wo, c)
-        group = guide.max(1).indices + torch.arange(0, b * m, m, device=guide.device).view(-1, 1, 1)
-        coeff = kernels[:, :, :q - 1].reshape(b * m, -1).index_select(0, group.view(-1)).view(
+        coeff = kernels[:, :, :q - 1].reshape(b * m, -1).index_select(0, group).view(
             b, ho, wo, q - 1, -1, 1)  # A[M, q] at each position
         grad_x = rows.new_zeros(b, *x.shape[2:], c)
         for t, in_rows, in_cols, out_rows, out_cols in ctx.taps:

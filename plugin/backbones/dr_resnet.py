@@ -11,6 +11,8 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmengine.registry import MODELS
 from torch import nn
 
+from .stage_args import per_stage, resnet_stage_args
+
 
 def _drconv(drconv: dict, in_channels: int, out_channels: int, stride: int, dilation: int,
             padding: int) -> nn.Module:
@@ -22,6 +24,8 @@ class DRBasicBlock(BasicBlock):
     """mmdet's ``BasicBlock`` whose two 3x3 convs are DRConv when ``drconv`` is given."""
 
     def __init__(self, inplanes: int, planes: int, drconv: Optional[dict] = None, **kwargs):
+        if kwargs.get('dcn') is not None:
+            raise ValueError('DRBasicBlock: dcn is not supported (mmdet\'s BasicBlock has none)')
         super().__init__(inplanes, planes, **kwargs)
         if drconv is not None:
             self.conv1 = _drconv(drconv, inplanes, planes, self.stride, self.dilation,
@@ -31,9 +35,13 @@ class DRBasicBlock(BasicBlock):
 
 class DRBottleneck(Bottleneck):
     """mmdet's ``Bottleneck`` whose 3x3 ``conv2`` is DRConv when ``drconv`` is given (keys:
-    ``conv2.guide``, ``conv2.generator.{reduce,weight,bias}``; the rest as ResNet's)."""
+    ``conv2.guide``, ``conv2.generator.{reduce,weight,bias}``; the rest as ResNet's).
+    ``dcn`` is refused with ``drconv``: both would be ``conv2``."""
 
     def __init__(self, inplanes: int, planes: int, drconv: Optional[dict] = None, **kwargs):
+        if drconv is not None and kwargs.get('dcn') is not None:
+            raise ValueError('DRBottleneck: dcn is not supported with drconv (both would be the '
+                             '3x3 conv2)')
         super().__init__(inplanes, planes, **kwargs)
         if drconv is not None:
             self.conv2 = _drconv(drconv, planes, planes, self.conv2_stride, self.dilation,
@@ -51,7 +59,8 @@ class DRResNet(ResNet):
         depth: 18, 34, 50, 101 or 152.
         drconv: arguments of :class:`~plugin.layers.DRConv2d` (``region_num``, ``gen_channels``,
             ...); ``None`` gives a plain ResNet.
-        stage_with_drconv: which stages use it, one bool per stage.
+        stage_with_drconv: which stages use it, one bool per stage (default
+            ``(False, True, True, True)``, cut to ``num_stages``).
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``, ``norm_cfg``,
             ``norm_eval``, ``with_cp``, ``plugins``, ``dilations``, ``init_cfg``, ...), except
             ``dcn``, which would compete for the same convs.
@@ -68,17 +77,16 @@ class DRResNet(ResNet):
     def __init__(self,
                  depth: int,
                  drconv: Optional[dict] = dict(region_num=8),
-                 stage_with_drconv: Sequence[bool] = (False, True, True, True),
+                 stage_with_drconv: Optional[Sequence[bool]] = None,
                  **kwargs) -> None:
         if depth not in self.arch_settings:
             raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
         if kwargs.get('dcn') is not None:
             raise ValueError('dcn is not supported by DRResNet: its 3x3 convs are DRConv')
-        num_stages = kwargs.get('num_stages', 4)
-        if len(stage_with_drconv) != num_stages:
-            raise ValueError(f'stage_with_drconv needs one bool per stage ({num_stages}), got '
-                             f'{stage_with_drconv!r}')
-        self.drconv, self.stage_with_drconv = drconv, tuple(stage_with_drconv)
+        kwargs = resnet_stage_args('DRResNet', kwargs)
+        self.drconv = drconv
+        self.stage_with_drconv = per_stage('DRResNet', 'stage_with_drconv', stage_with_drconv,
+                                           (False, True, True, True), kwargs['num_stages'])
         # mmdet zero-initialises the last norm of a block only for its own block classes
         zero_init = kwargs.get('zero_init_residual', True) and kwargs.get('init_cfg') is None \
             and kwargs.get('pretrained') is None

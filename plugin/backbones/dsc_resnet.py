@@ -17,6 +17,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..layers.dynamic_stride_conv import DynamicStrideConv2d, dsc_conv2d
+from .stage_args import per_stage, resnet_stage_args
 
 
 class DSCShortcut(nn.Conv2d):
@@ -68,11 +69,15 @@ class DSCBasicBlock(BasicBlock):
 
 class DSCBottleneck(Bottleneck):
     """mmdet's Bottleneck; with ``dsc`` and stride > 1, the strided conv is a DSC
-    (``conv2`` 3x3 in pytorch style, ``conv1`` 1x1 in caffe style)."""
+    (``conv2`` 3x3 in pytorch style, ``conv1`` 1x1 in caffe style). ``dcn`` (a ``conv2``) is
+    refused where the DSC would replace it."""
 
     def __init__(self, *args, dsc: Optional[dict] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if dsc is not None and self.stride > 1:
+            if self.with_dcn and self.style == 'pytorch':
+                raise ValueError('DSCBottleneck: dcn is not supported with dsc in a strided '
+                                 'pytorch-style block (both would be the 3x3 conv2)')
             _make_dsc(self, 'conv2' if self.style == 'pytorch' else 'conv1', dsc)
 
 
@@ -87,7 +92,8 @@ class DSCResNet(ResNet):
     Args:
         depth: 18, 34, 50, 101 or 152.
         dsc: the DSC conv config, ``dict(type='DSC', offset_kernel_size=3, max_displacement=0.5)``.
-        stage_with_dsc: per stage, whether its strided conv (stride > 1 only) is a DSC.
+        stage_with_dsc: per stage, whether its strided conv (stride > 1 only) is a DSC (default
+            ``(False, True, True, True)``, cut to ``num_stages``).
         dsc_stem: also the stem's strided conv (7x7, or the first 3x3 with ``deep_stem``).
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``strides``, ``dilations``,
             ``style``, ``deep_stem``, ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``with_cp``,
@@ -106,7 +112,7 @@ class DSCResNet(ResNet):
     def __init__(self,
                  depth: int,
                  dsc: dict = dict(type='DSC'),
-                 stage_with_dsc: Sequence[bool] = (False, True, True, True),
+                 stage_with_dsc: Optional[Sequence[bool]] = None,
                  dsc_stem: bool = False,
                  **kwargs) -> None:
         if depth not in self.arch_settings:
@@ -114,19 +120,17 @@ class DSCResNet(ResNet):
         if not isinstance(dsc, dict):
             raise ValueError(f'dsc must be a conv config dict such as dict(type="DSC"), '
                              f'got {dsc!r}')
-        num_stages = kwargs.get('num_stages', 4)
-        if len(stage_with_dsc) != num_stages:
-            raise ValueError(f'stage_with_dsc must have num_stages={num_stages} entries, '
-                             f'got {stage_with_dsc!r}')
+        kwargs = resnet_stage_args('DSCResNet', kwargs)
+        stage_with_dsc = per_stage('DSCResNet', 'stage_with_dsc', stage_with_dsc,
+                                   (False, True, True, True), kwargs['num_stages'])
         if kwargs.get('avg_down') and any(stage_with_dsc):
             raise ValueError('avg_down=True is not supported with DSC stages: the shortcut must '
                              'sample the DSC centres with a strided 1x1 conv')
-        stage_with_dcn = kwargs.get('stage_with_dcn', (False, ) * num_stages)
-        if kwargs.get('dcn') is not None and any(a and b for a, b in zip(stage_with_dsc,
-                                                                          stage_with_dcn)):
+        if kwargs.get('dcn') is not None and any(a and b for a, b in zip(
+                stage_with_dsc, kwargs['stage_with_dcn'])):
             raise ValueError('stage_with_dcn and stage_with_dsc overlap: a stage has one kind')
         self.dsc = {'type': 'DSC', **dsc}
-        self.stage_with_dsc = tuple(stage_with_dsc)
+        self.stage_with_dsc = stage_with_dsc
         self.dsc_stem = dsc_stem
         # mmdet applies zero_init_residual only to its own block classes: redo it for ours
         self._block_init = kwargs.get('init_cfg') is None and kwargs.get('pretrained') is None

@@ -9,6 +9,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.sk_conv import SKConv2d
+from .stage_args import resnet_stage_args
 
 
 class SKBottleneck(ResNeXtBottleneck):
@@ -30,6 +31,8 @@ class SKBottleneck(ResNeXtBottleneck):
                  reduction: int = 16,
                  min_dim: int = 32,
                  **kwargs) -> None:
+        if kwargs.get('dcn') is not None:
+            raise ValueError('SKBottleneck: dcn is not supported (conv2 is an SK convolution)')
         super().__init__(inplanes, planes, groups=groups, base_width=base_width,
                          base_channels=base_channels, **kwargs)
         width = self.conv2.out_channels
@@ -76,6 +79,7 @@ class SKNet(ResNeXt):
             raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
         if kwargs.get('dcn') is not None:
             raise ValueError('dcn is not supported by SKNet: its 3x3 convs are SK convolutions')
+        kwargs = resnet_stage_args('SKNet', kwargs)
         self.num_branches = num_branches
         self.reduction = reduction
         self.min_dim = min_dim

@@ -14,6 +14,7 @@ from mmdet.models.layers import ResLayer
 from mmengine.registry import MODELS
 
 from ..layers.tied_block_conv import TiedBlockConv2d
+from .stage_args import per_stage, resnet_stage_args
 
 
 class TiedResNeStBottleneck(ResNeStBottleneck):
@@ -52,10 +53,10 @@ class TiedResNeSt(ResNeSt):
                      for depth, (_, stages) in ResNeSt.arch_settings.items()}
 
     def __init__(self, tied_B: Union[int, Sequence[int]] = 2, **kwargs) -> None:
-        stages = kwargs.get('num_stages', 4)
-        self.tied_B = (tied_B, ) * stages if isinstance(tied_B, int) else tuple(tied_B)
-        if len(self.tied_B) < stages:
-            raise ValueError(f'TiedResNeSt: tied_B={tied_B!r} needs one entry per stage')
+        kwargs = resnet_stage_args('TiedResNeSt', kwargs)
+        stages = kwargs['num_stages']
+        self.tied_B = (tied_B, ) * stages if isinstance(tied_B, int) else per_stage(
+            'TiedResNeSt', 'tied_B', tied_B, (2, ) * 4, stages)
         super().__init__(**kwargs)
 
     def make_res_layer(self, **kwargs) -> ResLayer:

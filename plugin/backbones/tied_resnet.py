@@ -15,7 +15,7 @@ stages) and, by default, ``B = 1, 2, 4, 8`` in stages 1-4. The ``'conv'`` mixer 
 counts (docs/tbc.md). The backbones subclass mmdet's ``ResNet`` and keep its interface (``depth``,
 ``out_indices``, ``frozen_stages``, ``norm_eval``, ``plugins``, ...).
 """
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
@@ -25,6 +25,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.tied_block_conv import TiedBlockConv2d
+from .stage_args import per_stage, resnet_stage_args
 
 IntOrInts = Union[int, Sequence[int]]
 MIXERS = ('conv', 'concat', 'sum')
@@ -124,7 +125,8 @@ class TiedResNet(ResNet):
         depth: 14 (1 block per stage), 26, 50, 101 or 152.
         arch: a preset of ``arch_zoo`` (``'base'``: 4s x 32w, ``'S'``: 4s x 18w, ``'tiny'``:
             2s x 8w for CPU demos) or a dict with ``splits``, ``base_width`` and ``groups``.
-        tied_B: ``B`` of the 3x3 splits per stage; each an int or one int per split.
+        tied_B: ``B`` of the 3x3 splits, one entry per stage (default ``(1, 2, 4, 8)``, cut to
+            ``num_stages``); each an int or one int per split.
         entry_B: ``B`` of every entry 1x1 TBC.
         mixer: ``'conv'``, ``'concat'`` or ``'sum'`` (see :class:`TiedSplitConv2d`).
         **kwargs: mmdet ``ResNet`` arguments (num_stages, strides, dilations, out_indices, style,
@@ -146,7 +148,7 @@ class TiedResNet(ResNet):
     }
 
     def __init__(self, depth: int, arch: Union[str, dict] = 'base',
-                 tied_B: Sequence[IntOrInts] = (1, 2, 4, 8), entry_B: int = 2,
+                 tied_B: Optional[Sequence[IntOrInts]] = None, entry_B: int = 2,
                  mixer: str = 'conv', **kwargs) -> None:
         name = type(self).__name__
         if isinstance(arch, str):
@@ -159,12 +161,12 @@ class TiedResNet(ResNet):
             raise ValueError(f'{name}: arch dict lacks {sorted(missing)}')
         if mixer not in MIXERS:
             raise ValueError(f'{name}: mixer must be one of {MIXERS}, got {mixer!r}')
-        if len(tied_B) < kwargs.get('num_stages', 4):
-            raise ValueError(f'{name}: tied_B={tied_B!r} needs one entry per stage')
         if depth not in self.arch_settings:
             raise ValueError(f'{name}: depth must be one of {sorted(self.arch_settings)}, '
                              f'got {depth!r}')
-        self.arch, self.tied_B, self.entry_B, self.mixer = dict(arch), tuple(tied_B), entry_B, mixer
+        kwargs = resnet_stage_args(name, kwargs)
+        tied_B = per_stage(name, 'tied_B', tied_B, (1, 2, 4, 8), kwargs['num_stages'])
+        self.arch, self.tied_B, self.entry_B, self.mixer = dict(arch), tied_B, entry_B, mixer
         # mmdet zero-initialises the last BN of `Bottleneck` blocks only (an identity check)
         self._zero_init_block = (kwargs.get('zero_init_residual', True)
                                  and kwargs.get('init_cfg') is None

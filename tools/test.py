@@ -11,6 +11,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import plugin  # noqa: E402,F401  (registers the modules, applies the compat fixes)
 from plugin.apis import add_runner_args, build_runner, load_config  # noqa: E402
+from plugin.utils import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -63,7 +64,10 @@ def main(argv=None):
     if args.out is not None and det:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    except CheckpointError as err:  # a damaged or refused file: one line
+        raise SystemExit(f'error: {err}') from None
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import plugin  # noqa: E402,F401  (registers the modules, applies the compat fixes)
 from plugin.apis import add_runner_args, build_runner, load_config  # noqa: E402
+from plugin.utils import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,7 +50,10 @@ def main(argv=None):
     if cfg.default_scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
-    build_runner(cfg).train()
+    try:
+        build_runner(cfg).train()
+    except CheckpointError as err:  # a damaged or refused file: one line
+        raise SystemExit(f'error: {err}') from None
 
 
 if __name__ == '__main__':

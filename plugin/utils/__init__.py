@@ -1,3 +1,5 @@
-from .compat import allow_mmengine_checkpoint_globals, patch_cpu_distributed
+from .compat import (CheckpointError, allow_mmengine_checkpoint_globals, patch_checkpoint_errors,
+                     patch_cpu_distributed)
 
-__all__ = ['allow_mmengine_checkpoint_globals', 'patch_cpu_distributed']
+__all__ = ['CheckpointError', 'allow_mmengine_checkpoint_globals', 'patch_checkpoint_errors',
+           'patch_cpu_distributed']

@@ -1,4 +1,4 @@
-"""Two fixes for mmengine 0.10.7 on today's torch, applied by ``import plugin``.
+"""Three fixes for mmengine 0.10.7 on today's torch, applied by ``import plugin``.
 
 1. Checkpoints under ``torch.load(weights_only=True)`` (the default since torch 2.6): mmengine's
    checkpoints pickle its ``HistoryBuffer`` (numpy arrays inside, and its statistics methods as
@@ -12,9 +12,18 @@
    model in DDP with ``device_ids=[local_rank]``, both of which fail on CPU. Without CUDA we
    initialise the process group with gloo (``nccl`` cannot run there) and give DDP no device ids.
    With CUDA nothing changes.
+3. Damaged or refused checkpoints: mmengine's local-file loader (behind ``load_from``,
+   ``--resume``, ``init_cfg=dict(type='Pretrained')`` and ``load_checkpoint``) lets torch's
+   errors through: a bare ``EOFError`` for an empty file, and for a text file or a pickle with a
+   forbidden global the advice to load again with the safety off. It raises one
+   :class:`CheckpointError` instead: "not a checkpoint: PATH (empty | truncated | not a torch
+   file)", or "refused checkpoint: PATH ..." naming the forbidden global.
 """
 import functools
+import os.path as osp
 import pickle
+import re
+import zipfile
 
 import numpy as np
 import torch
@@ -55,6 +64,82 @@ def allow_mmengine_checkpoint_globals() -> None:
     from mmengine.logging.history_buffer import HistoryBuffer
     torch.serialization.add_safe_globals(
         [HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), *_numpy_globals()])
+
+
+class CheckpointError(RuntimeError):
+    """A file that is no checkpoint, or one that a ``weights_only`` load refuses."""
+
+
+def _damage(path: str, err: Exception):
+    """Why the file at ``path`` is no torch checkpoint (``'empty'``, ``'truncated'``,
+    ``'not a torch file'``), or ``None`` when it looks like one."""
+    if osp.getsize(path) == 0:
+        return 'empty'
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    if magic.startswith(b'PK'):  # a zip archive: torch's format since 1.6
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                if archive.testzip() is not None:
+                    return 'truncated'
+        except (zipfile.BadZipFile, EOFError, OSError):
+            return 'truncated'
+        return None if any(n.endswith('data.pkl') for n in names) else 'not a torch file'
+    if magic[:1] != b'\x80':  # torch's legacy format starts with a pickle protocol opcode
+        return 'not a torch file'
+    if isinstance(err, EOFError) or 'truncated' in str(err):
+        return 'truncated'
+    return 'not a torch file' if 'magic number' in str(err) else None
+
+
+def _refusal(path: str, err: pickle.UnpicklingError) -> str:
+    """torch's weights_only refusal, without its advice to switch the safety off."""
+    message = str(err)
+    found = re.search(r'GLOBAL (\S+) (was not an allowed global|whose module)', message)
+    if found:
+        hint = '' if found.group(2) == 'whose module' else (
+            '; if you trust the file and need that object, allow it with '
+            'torch.serialization.add_safe_globals')
+        return (f'refused checkpoint: {path} holds the global {found.group(1)}, which is not a '
+                'tensor, a container or an object mmengine saves (unpickling it could run '
+                f'code){hint}')
+    detail = message.split('WeightsUnpickler error:')[-1]
+    detail = detail.replace(torch.serialization.UNSAFE_MESSAGE, '')
+    detail = detail.split('Check the documentation of torch.load')[0]
+    detail = ' '.join(line.strip() for line in detail.splitlines()
+                      if line.strip() and 'weights_only' not in line)
+    return f'refused checkpoint: {path}: {detail or "the pickle uses what a safe load refuses"}'
+
+
+def _load_local_checkpoint(load_from_local):
+    """mmengine's ``load_from_local`` raising :class:`CheckpointError` on a bad file."""
+
+    @functools.wraps(load_from_local)
+    def wrapper(filename, map_location):
+        try:
+            return load_from_local(filename, map_location)
+        except OSError:  # missing or unreadable: mmengine's and the system's message say it
+            raise
+        except Exception as err:  # what torch.load raises for a bad file varies with the file
+            path = osp.expanduser(filename)
+            reason = _damage(path, err)
+            if reason is not None:
+                raise CheckpointError(f'not a checkpoint: {filename} ({reason})') from None
+            if isinstance(err, pickle.UnpicklingError):
+                raise CheckpointError(_refusal(filename, err)) from None
+            raise
+
+    wrapper._mmdynconv = True
+    return wrapper
+
+
+def patch_checkpoint_errors() -> None:
+    """Route mmengine's local checkpoint files through :func:`_load_local_checkpoint`."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    loader = CheckpointLoader._schemes['']
+    if not getattr(loader, '_mmdynconv', False):
+        CheckpointLoader.register_scheme('', _load_local_checkpoint(loader), force=True)
 
 
 def _cpu_only(module=None) -> bool:
@@ -100,3 +185,4 @@ def patch_cpu_distributed() -> None:
 def apply() -> None:
     allow_mmengine_checkpoint_globals()
     patch_cpu_distributed()
+    patch_checkpoint_errors()

@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.analysis import build_model, find_backbone  # noqa: E402
+from plugin.utils import CheckpointError  # noqa: E402
 from plugin.visualization.dsc_maps import dsc_maps, plot_dsc_maps  # noqa: E402
 
 
@@ -71,7 +72,10 @@ def main(argv=None):
     def run(checkpoint):
         model = build_model(cfg).to(args.device)  # fresh: 'none' means the initial weights
         if checkpoint.lower() != 'none':
-            load_checkpoint(model, checkpoint, map_location=args.device, logger='silent')
+            try:
+                load_checkpoint(model, checkpoint, map_location=args.device, logger='silent')
+            except CheckpointError as err:
+                sys.exit(f'dsc_maps: error: {err}')
         inputs, image = load_input(cfg, model, args.image)
         return dsc_maps(find_backbone(model), inputs.to(args.device), args.repeat), inputs, image
 

@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.analysis.complexity import build_model, find_backbone  # noqa: E402
+from plugin.utils import CheckpointError  # noqa: E402
 from plugin.visualization.filter_similarity import (default_layers,  # noqa: E402
                                                     guided_backprop_patterns, pairwise_cosine,
                                                     plot_similarity_histograms,
@@ -61,7 +62,10 @@ def load_backbone(config, checkpoint=None):
     cfg = Config.fromfile(config)
     model = build_model(cfg)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu')
+        except CheckpointError as err:
+            sys.exit(f'filter_similarity: error: {err}')
     pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     norm = (pre.get('mean', [123.675, 116.28, 103.53]), pre.get('std', [58.395, 57.12, 57.375]),
             pre.get('bgr_to_rgb', True))

@@ -7,6 +7,32 @@ import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'retinanet_tiedresnet-tiny_fpn_1x_occshapes.py')
+NO_CUDA = 'no CUDA device (torch.cuda.is_available() is False)'
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'cuda: runs on a CUDA device (skipped without one); '
+                            'tools/gpu_check.sh runs them with -m cuda')
+
+
+def cuda_available():
+    import torch
+    return torch.cuda.is_available()
+
+
+@pytest.fixture(params=['cpu', pytest.param('cuda', marks=pytest.mark.cuda)])
+def device(request):
+    """Every device of this machine: 'cpu' always, 'cuda' when there is one (else skipped)."""
+    import torch
+    if request.param == 'cuda' and not cuda_available():
+        pytest.skip(NO_CUDA)
+    return torch.device(request.param)
+
+
+def autocast_dtype(device):
+    """The autocast dtype AMP training uses on ``device``: fp16 on CUDA, bf16 on CPU."""
+    import torch
+    return torch.float16 if device.type == 'cuda' else torch.bfloat16
 
 
 @pytest.fixture(scope='session')

@@ -5,6 +5,7 @@ from mmdet.models.backbones import ResNet
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from conftest import autocast_dtype
 from plugin.analysis import module_complexity
 from plugin.backbones import DRMobileNetV2, DRResNet, DRShuffleNetV2
 from plugin.layers import DRConv2d
@@ -52,6 +53,25 @@ def test_dr_resnet18_interface():
     x = torch.randn(2, 3, 32, 32)
     assert [o.shape[1] for o in model(x)] == [16, 32, 64, 128]
     assert_all_grads(DRResNet(18, base_channels=16), x)
+
+
+@pytest.mark.parametrize('build', [
+    lambda: DRResNet(18, base_channels=16),
+    lambda: DRShuffleNetV2(widen_factor=0.5, out_indices=(0, 1, 2)),
+    lambda: DRMobileNetV2(widen_factor=0.5, out_indices=(1, 2, 4)),
+], ids=['DRResNet', 'DRShuffleNetV2', 'DRMobileNetV2'])
+def test_training_step_in_float32_and_autocast(build, device):
+    """Every parameter gets a gradient, also under autocast in AMP's dtype of the device (bf16 on
+    CPU, fp16 on CUDA)."""
+    torch.manual_seed(0)
+    model = build().to(device)
+    x = torch.randn(2, 3, 64, 64, device=device)
+    assert_all_grads(model, x)
+    model.zero_grad()
+    with torch.autocast(device.type, dtype=autocast_dtype(device)):
+        outs = model(x)
+    sum(o.float().mean() for o in outs).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_dr_resnet_plain_and_bad_arguments():

@@ -116,8 +116,8 @@ def force_path(layer, path):
         layer.factorise = lambda positions, training: path == 'factorised'
 
 
-def make_pair(in_channels=5, **kwargs):
-    fast = DRConv2d(in_channels, **kwargs).double()
+def make_pair(in_channels=5, device='cpu', **kwargs):
+    fast = DRConv2d(in_channels, **kwargs).double().to(device)
     ref = copy.deepcopy(fast)
     ref.impl = 'reference'
     return fast, ref
@@ -165,11 +165,11 @@ def test_output_is_the_convolution_with_each_positions_region_filter(kwargs, gra
 
 @pytest.mark.parametrize('path', ['chosen', 'unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', LAYERS)
-def test_fast_equals_reference_in_values_and_gradients(kwargs, path):
+def test_fast_equals_reference_in_values_and_gradients(kwargs, path, device):
     torch.manual_seed(4)
-    fast, ref = make_pair(**kwargs)
+    fast, ref = make_pair(device=device, **kwargs)
     force_path(fast, path)
-    x = torch.randn(2, 5, 9, 7, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 5, 9, 7, dtype=torch.float64, device=device, requires_grad=True)
     y_fast, y_ref = fast(x), ref(x)
     torch.testing.assert_close(y_fast, y_ref)
     grad_y = torch.randn_like(y_ref)
@@ -222,23 +222,23 @@ def test_one_region_is_a_sample_specific_dynamic_conv():
 
 @pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1], LAYERS[4]])
-def test_every_parameter_gets_a_gradient(kwargs, path):
+def test_every_parameter_gets_a_gradient(kwargs, path, device):
     """DDP needs a gradient for every parameter, also for regions no position chose."""
-    layer = DRConv2d(5, **kwargs)
+    layer = DRConv2d(5, **kwargs).to(device)
     force_path(layer, path)
-    layer(torch.randn(2, 5, 3, 3)).sum().backward()
+    layer(torch.randn(2, 5, 3, 3, device=device)).sum().backward()
     assert [n for n, p in layer.named_parameters() if p.grad is None] == []
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1]])
-def test_runs_under_autocast(kwargs, path, dtype):
+def test_runs_under_autocast(kwargs, path, dtype, device):
     torch.manual_seed(8)
-    layer = DRConv2d(5, **kwargs)
+    layer = DRConv2d(5, **kwargs).to(device)
     force_path(layer, path)
-    x = torch.randn(2, 5, 8, 8, requires_grad=True)
-    with torch.autocast('cpu', dtype=dtype):
+    x = torch.randn(2, 5, 8, 8, device=device, requires_grad=True)
+    with torch.autocast(device.type, dtype=dtype):
         y = layer(x)
     assert y.dtype == dtype
     y.float().square().mean().backward()

@@ -7,6 +7,7 @@ from mmcv.cnn import build_conv_layer
 from mmengine.registry import init_default_scope
 
 import plugin.layers.dynamic_stride_conv as dsc_module
+from conftest import autocast_dtype
 from plugin.analysis import module_complexity
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d
 from plugin.layers.dynamic_stride_conv import grid_centres
@@ -49,13 +50,14 @@ GEOMETRIES = [  # kernel, stride, padding, dilation, groups
 
 
 @pytest.mark.parametrize('geometry', GEOMETRIES, ids=str)
-def test_zero_offsets_equal_conv2d_values_and_gradients(geometry, path):
+def test_zero_offsets_equal_conv2d_values_and_gradients(geometry, path, device):
     k, s, p, d, g = geometry
     ok = 2 if k == 2 else 3
-    layer = DynamicStrideConv2d(4, 6, k, s, p, d, g, bias=True, offset_kernel_size=ok).double()
-    conv = torch.nn.Conv2d(4, 6, k, s, p, d, g, bias=True).double()
+    layer = DynamicStrideConv2d(4, 6, k, s, p, d, g, bias=True, offset_kernel_size=ok)
+    layer = layer.double().to(device)
+    conv = torch.nn.Conv2d(4, 6, k, s, p, d, g, bias=True).double().to(device)
     conv.load_state_dict({n: v for n, v in layer.state_dict().items() if 'offset' not in n})
-    x = torch.randn(2, 4, 11, 10, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 4, 11, 10, dtype=torch.float64, device=device, requires_grad=True)
     y, y0 = layer(x), conv(x)
     assert y.shape == y0.shape
     torch.testing.assert_close(y, y0, rtol=0, atol=1e-12)
@@ -123,10 +125,10 @@ def test_known_offset_moves_the_sampling_exactly(path):
     torch.testing.assert_close(dsc_conv2d(img, w, None, positions), shifted[..., :8])
 
 
-def test_gradients_reach_every_parameter_including_the_offset_branch(path):
-    layer = DynamicStrideConv2d(16, 8, 3, stride=2, padding=1)
+def test_gradients_reach_every_parameter_including_the_offset_branch(path, device):
+    layer = DynamicStrideConv2d(16, 8, 3, stride=2, padding=1).to(device)
     assert layer.conv_offset.weight.abs().sum() == 0 and layer.conv_offset.bias.abs().sum() == 0
-    x = torch.randn(2, 16, 9, 9, requires_grad=True)
+    x = torch.randn(2, 16, 9, 9, device=device, requires_grad=True)
     layer(x).square().sum().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -170,15 +172,17 @@ def test_positions_are_exposed_detached_and_hooks_get_them_live():
     assert len(seen) == 1
 
 
-def test_autocast_bfloat16_runs_and_stays_close(path):
-    layer = DynamicStrideConv2d(16, 8, 3, stride=2, padding=1)
+def test_autocast_runs_and_stays_close(path, device):
+    """AMP's dtype of the device: bf16 on CPU, fp16 on CUDA."""
+    layer = DynamicStrideConv2d(16, 8, 3, stride=2, padding=1).to(device)
     with torch.no_grad():
         layer.conv_offset.weight.normal_(std=0.05)
-    x = torch.randn(2, 16, 10, 10, requires_grad=True)
+    x = torch.randn(2, 16, 10, 10, device=device, requires_grad=True)
     ref = layer(x)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype):
         out = layer(x)
-    assert out.dtype == torch.bfloat16
+    assert out.dtype == dtype
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.1)
     out.float().sum().backward()
     assert layer.conv_offset.weight.grad is not None and x.grad.dtype == torch.float32

@@ -9,7 +9,7 @@ from mmdet.models.backbones import ResNet
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import ROOT
+from conftest import ROOT, autocast_dtype
 from plugin.analysis import build_model
 from plugin.backbones import DSCResNet, DSCShortcut
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d
@@ -43,6 +43,25 @@ def test_dsc_resnet50_layout_keys_and_plain_checkpoint():
     with torch.no_grad():
         for a, b in zip(plain(x), dsc(x)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_training_step_in_float32_and_autocast(device):
+    """Every parameter gets a gradient, also under autocast in AMP's dtype of the device (bf16 on
+    CPU, fp16 on CUDA), with the offsets moved off zero."""
+    torch.manual_seed(0)
+    model = DSCResNet(18, base_channels=16).to(device)
+    model.init_weights()
+    for layer in dsc_layers(model).values():
+        torch.nn.init.normal_(layer.conv_offset.weight, std=0.05)
+    model.train()
+    x = torch.randn(2, 3, 64, 64, device=device)
+    sum(o.mean() for o in model(x)).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    model.zero_grad()
+    with torch.autocast(device.type, dtype=autocast_dtype(device)):
+        outs = model(x)
+    sum(o.float().mean() for o in outs).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_zero_init_residual_and_zero_offsets_after_init_weights():

@@ -6,6 +6,7 @@ from mmengine.registry import MODELS, init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import plugin  # noqa: F401  (registers the backbones)
+from conftest import autocast_dtype
 from plugin.analysis.complexity import module_complexity
 from plugin.backbones.tied_resnest import TiedResNeStBottleneck
 from plugin.backbones.tied_resnet import TiedBottleneck, TiedSplitConv2d
@@ -171,15 +172,23 @@ def test_zero_init_residual():
                                  dict(TINY, tied_B=(1, (1, 2), 4, 8)),
                                  dict(type='TiedResNeSt', depth=50, base_channels=16,
                                       stem_channels=16)])
-def test_every_parameter_gets_a_gradient_and_bf16_autocast_runs(cfg):
-    net = build(cfg)
+def test_every_parameter_gets_a_gradient_and_autocast_runs(cfg, device):
+    """Autocast in AMP's dtype of the device (bf16 on CPU; fp16 on CUDA, with a training step)."""
+    net = build(cfg).to(device)
     net.train()
-    sum(o.square().mean() for o in net(seeded(2, 3, 64, 64))).backward()
+    sum(o.square().mean() for o in net(seeded(2, 3, 64, 64).to(device))).backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+    dtype = autocast_dtype(device)
+    if device.type == 'cuda':
+        net.zero_grad()
+        with torch.autocast('cuda', dtype=dtype):
+            outs = net(seeded(2, 3, 64, 64).to(device))
+        sum(o.float().square().mean() for o in outs).backward()
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters())
     net.eval()
-    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
-        outs = net(seeded(1, 3, 64, 64))
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype):
+        outs = net(seeded(1, 3, 64, 64).to(device))
     assert all(torch.isfinite(o.float()).all() for o in outs)
 
 

@@ -8,6 +8,7 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
 import plugin  # noqa: F401  (registers the layers)
+from conftest import autocast_dtype
 from plugin.analysis.complexity import module_complexity
 from plugin.layers import TiedBlockConv2d, TiedGCB, TiedLinear, TiedSE
 from plugin.necks import TiedGCBNeck
@@ -32,9 +33,9 @@ def block_loop_conv(x, conv, B):
     dict(B=2, kernel_size=3, stride=2, padding=1, groups=4),  # TGC
     dict(B=4, kernel_size=(3, 1), padding=(1, 0), groups=2, bias=False),
 ])
-def test_tbc_matches_block_loop(cfg):
-    conv = TiedBlockConv2d(32, 48, **cfg)
-    x = seeded(2, 32, 11, 9)
+def test_tbc_matches_block_loop(cfg, device):
+    conv = TiedBlockConv2d(32, 48, **cfg).to(device)
+    x = seeded(2, 32, 11, 9).to(device)
     out = conv(x)
     ref = block_loop_conv(x, conv, cfg['B'])
     assert out.shape == ref.shape == (2, 48) + ref.shape[2:]
@@ -175,18 +176,25 @@ def test_attention_plugins_build_by_name(module, abbr):
     lambda: TiedSE(32, B=4, reduction=2),
     lambda: TiedGCB(32, ratio=1 / 4, B=2),
 ])
-def test_every_parameter_gets_a_gradient_and_bf16_autocast_runs(make):
+def test_every_parameter_gets_a_gradient_and_autocast_runs(make, device):
+    """Autocast in AMP's dtype of the device: bf16 on CPU, fp16 on CUDA."""
     module = make()
     randomise(module)
-    x = seeded(2, 16 if isinstance(module, TiedBlockConv2d) else 32, 8, 8).requires_grad_()
+    module.to(device)
+    x = seeded(2, 16 if isinstance(module, TiedBlockConv2d) else 32, 8, 8).to(device)
+    x.requires_grad_()
     module(x).square().sum().backward()
     for name, p in module.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    module.zero_grad()
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype):
         out = module(x.detach())
     assert torch.isfinite(out.float()).all()
     if isinstance(module, TiedBlockConv2d):
-        assert out.dtype == torch.bfloat16
+        assert out.dtype == dtype
+    out.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters())
 
 
 def test_tbc_channels_last_input():
@@ -196,13 +204,14 @@ def test_tbc_channels_last_input():
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
-def test_tied_gcb_neck_wraps_fpn(scope):
+def test_tied_gcb_neck_wraps_fpn(scope, device):
     init_default_scope(scope)
     cfg = dict(type='TiedGCBNeck', B=4, ratio=1 / 4,
                neck=dict(type='FPN', in_channels=[8, 16, 32], out_channels=16, num_outs=4))
-    neck = MODELS.build(cfg)
+    neck = MODELS.build(cfg).to(device)
     assert isinstance(neck, TiedGCBNeck) and len(neck.gcbs) == 4
-    feats = [seeded(2, c, s, s, seed=i) for i, (c, s) in enumerate([(8, 16), (16, 8), (32, 4)])]
+    feats = [seeded(2, c, s, s, seed=i).to(device)
+             for i, (c, s) in enumerate([(8, 16), (16, 8), (32, 4)])]
     outs = neck(feats)
     torch.testing.assert_close(outs, tuple(neck.neck(feats)))  # identity at init
     assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]

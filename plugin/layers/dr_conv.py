@@ -21,6 +21,7 @@ from torch.nn.modules.utils import _pair
 
 from ..analysis.complexity import register_flop_handle
 from .dr_conv_function import region_factor_conv, region_matmul, region_select
+from .inputs import check_input, empty_output
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -195,7 +196,11 @@ class DRConv2d(BaseModule):
         return positions * factorised < positions * own + filters
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input('DRConv2d', x, self.in_channels)
         b, c, h, w = x.shape
+        if b == 0:  # no sample, no filter: zero gradients for every parameter
+            return empty_output(x, (0, self.out_channels, *self._out_size(h, w)),
+                                self.parameters())
         conv = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
         if self.guide is None:  # m = 1: one sample-specific filter, a grouped conv
             weight = self.generator(x).reshape(-1, c, *self.kernel_size)

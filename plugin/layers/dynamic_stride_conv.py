@@ -32,6 +32,7 @@ from torch.nn.modules.utils import _pair
 from torch.utils.hooks import RemovableHandle
 
 from ..analysis.complexity import register_flop_handle
+from .inputs import check_input, empty_output
 
 
 class _BilinearGather(torch.autograd.Function):
@@ -97,6 +98,9 @@ def dsc_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], positions: Ten
         grid of a conv of stride s and padding p (``s·i - p + d·(K - 1) / 2``) it equals
         ``F.conv2d(x, weight, bias, s, p, dilation, groups)``, values and gradients.
     """
+    if x.shape[0] == 0:
+        out_size = (x.shape[0], weight.shape[0], *positions.shape[1:3])
+        return empty_output(x, out_size, (weight, bias, positions))
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         bias = None if bias is None else bias.to(dtype)
@@ -276,6 +280,7 @@ class DynamicStrideConv2d(nn.Conv2d):
         return torch.stack(centres, -1)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input('DynamicStrideConv2d', x, self.in_channels)
         x = x.contiguous(memory_format=torch.channels_last)  # the gather reads rows of channels
         positions = self.sampling_positions(self.conv_offset(x), x.shape[-2:])
         self.positions = positions.detach()

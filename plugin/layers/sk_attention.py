@@ -10,6 +10,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
 
+from .inputs import check_input
+
 
 class SKAttention(BaseModule):
     """Fuse and Select of SKNet (Eq. 1-6): mixes ``M`` branches with per-channel softmax weights.
@@ -44,13 +46,19 @@ class SKAttention(BaseModule):
                                 reduction=reduction, min_dim=min_dim).items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
-        self.num_branches = num_branches
+        self.channels, self.num_branches = channels, num_branches
+        self._name = f'SKAttention(channels={channels}, num_branches={num_branches})'
         self.attn_channels = max(channels // reduction, min_dim)
         self.fuse = ConvModule(channels, self.attn_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.select = nn.Conv2d(self.attn_channels, num_branches * channels, 1, bias=False)
 
     def weights(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """The softmax weights ``a_m`` of Eq. 5, ``[B, M, C, 1, 1]``."""
+        if len(feats) != self.num_branches:
+            raise ValueError(f'{self._name}: expected num_branches={self.num_branches} inputs, '
+                             f'got {len(feats)}')
+        for feat in feats:
+            check_input(self._name, feat, self.channels, 'channels')
         s = sum(f.mean((2, 3), keepdim=True) for f in feats)  # GAP of the sum (Eq. 1-2)
         logits = self.select(self.fuse(s))  # Eq. 3 and the A_m z of Eq. 5
         b, c = s.shape[:2]

@@ -11,6 +11,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
 
+from .inputs import check_input
 from .sk_attention import SKAttention
 
 IntOrPair = Union[int, Sequence[int]]
@@ -71,8 +72,10 @@ class SKConv2d(BaseModule):
         self.kernel_size, self.stride = (3, 3), (stride, stride)
         self.padding = self.dilation = (dilation, dilation)
         self.transposed, self.output_padding = False, (0, 0)
+        self._name = f'SKConv2d(in_channels={in_channels}, out_channels={out_channels})'
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self._name, x, self.in_channels)
         if self.attn is None:
             return self.branches[0](x)
         return self.attn([branch(x) for branch in self.branches])

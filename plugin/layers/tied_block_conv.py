@@ -15,6 +15,8 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
+from .inputs import check_input
+
 
 def check_tied_channels(layer: str, B: int, groups: int = 1, **channels: int) -> None:
     """Raise a ``ValueError`` naming ``layer`` unless every channel count splits into ``B`` blocks
@@ -49,9 +51,10 @@ class TiedBlockConv2d(nn.Conv2d):
         self.in_channels, self.out_channels, self.B = in_channels, out_channels, B
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
+        check_input(type(self).__name__, x, self.in_channels)
+        n, c, h, w = x.shape
         # [N, C, H, W] -> [N * B, C / B, H, W]: block b of sample n becomes sample n * B + b
-        out = self._conv_forward(x.reshape(n * self.B, -1, h, w), self.weight, self.bias)
+        out = self._conv_forward(x.reshape(n * self.B, c // self.B, h, w), self.weight, self.bias)
         return out.reshape(n, self.out_channels, *out.shape[-2:])
 
     def extra_repr(self) -> str:

@@ -16,6 +16,7 @@ from mmengine.model import constant_init, kaiming_init
 from mmengine.registry import MODELS
 from torch import nn
 
+from .inputs import check_input
 from .tied_block_conv import TiedBlockConv2d, check_tied_channels
 
 
@@ -50,6 +51,7 @@ class TiedGCB(nn.Module):
         constant_init(self.channel_add_conv[-1], val=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input('TiedGCB', x, self.in_channels)
         n, c, h, w = x.shape
         mask = self.softmax(self.conv_mask(x).reshape(n, 1, h * w))  # [N, 1, HW]
         context = torch.bmm(x.reshape(n, c, h * w), mask.transpose(1, 2))  # [N, C, 1]

@@ -31,8 +31,12 @@ class TiedLinear(nn.Linear):
         self.in_features, self.out_features, self.B = in_features, out_features, B
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f'TiedLinear: expected an input [..., in_features={self.in_features}]'
+                             f', got shape {list(x.shape)}')
         lead = x.shape[:-1]
-        out = F.linear(x.reshape(*lead, self.B, -1), self.weight, self.bias)  # [..., B, c_o/B]
+        out = F.linear(x.reshape(*lead, self.B, self.in_features // self.B), self.weight,
+                       self.bias)  # [..., B, c_o/B]
         return out.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:

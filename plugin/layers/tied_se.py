@@ -11,6 +11,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
+from .inputs import check_input
 from .tied_block_conv import check_tied_channels
 from .tied_linear import TiedLinear
 
@@ -34,6 +35,7 @@ class TiedSE(nn.Module):
         check_tied_channels(type(self).__name__, B, in_channels=in_channels)
         if not isinstance(reduction, int) or reduction < 1:
             raise ValueError(f'TiedSE: reduction must be a positive int, got {reduction!r}')
+        self.in_channels = in_channels
         rd_channels = max(min_channels, in_channels // B // reduction) * B
         self.fc1 = TiedLinear(in_channels, rd_channels, B=B)
         self.act = nn.ReLU(inplace=True)
@@ -41,5 +43,6 @@ class TiedSE(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input('TiedSE', x, self.in_channels)
         s = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))  # [N, C]
         return x * s[:, :, None, None]

@@ -11,6 +11,7 @@ from mmdet.models.necks import FPN
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..layers.inputs import check_input
 from ..layers.sk_attention import SKAttention
 from ..layers.sk_conv import SKConv2d
 
@@ -70,6 +71,8 @@ class SKFPN(FPN):
     def forward(self, inputs: Tuple[torch.Tensor]) -> tuple:
         if len(inputs) != len(self.in_channels):
             raise ValueError(f'SKFPN expects {len(self.in_channels)} inputs, got {len(inputs)}')
+        for i, (x, channels) in enumerate(zip(inputs, self.in_channels)):
+            check_input(f'SKFPN (input {i})', x, channels, f'in_channels[{i}]')
         laterals = [conv(inputs[i + self.start_level])
                     for i, conv in enumerate(self.lateral_convs)]
         for i in range(len(laterals) - 2, -1, -1):

@@ -1,20 +1,26 @@
 """SKConv2d and SKAttention against the paper's equations, and as mmcv's conv layer 'SK'."""
+import copy
+import warnings
+
 import pytest
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.registry import init_default_scope
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 import plugin  # noqa: F401  (registers 'SK')
-from plugin.layers import SKAttention, SKConv2d
+from conftest import autocast_dtype
+from plugin.layers import SKAttention, SKConv2d, sk_attention
 
 
 def randomize_bn(module):
     """Non-trivial running statistics and affine parameters, so eval-mode BN is not identity."""
     gen = torch.Generator().manual_seed(1)
     for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, _BatchNorm):
             n = m.num_features
             m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
@@ -45,10 +51,11 @@ def reference_sk(x, sk):
 
 
 @pytest.mark.parametrize('num_branches, stride', [(2, 1), (3, 2)])
-def test_sk_conv_matches_the_equations(num_branches, stride):
+def test_sk_conv_matches_the_equations(num_branches, stride, device):
     torch.manual_seed(0)
-    sk = randomize_bn(SKConv2d(32, 64, stride=stride, num_branches=num_branches, groups=8)).eval()
-    x = torch.randn(2, 32, 13, 11)
+    sk = randomize_bn(SKConv2d(32, 64, stride=stride, num_branches=num_branches, groups=8))
+    sk = sk.eval().to(device)
+    x = torch.randn(2, 32, 13, 11, device=device)
     out = sk(x)
     assert out.shape == (2, 64, (13 - 1) // stride + 1, (11 - 1) // stride + 1)
     torch.testing.assert_close(out, reference_sk(x, sk), rtol=1e-4, atol=1e-5)
@@ -98,22 +105,116 @@ def test_branch_dilation_and_padding():
     assert sk(torch.randn(2, 32, 9, 9)).shape == (2, 32, 9, 9)
 
 
-def test_every_parameter_gets_a_gradient():
-    sk = SKConv2d(32, 32, num_branches=3, groups=4).train()
-    x = torch.randn(2, 32, 8, 8, requires_grad=True)
+def test_every_parameter_gets_a_gradient(device):
+    sk = SKConv2d(32, 32, num_branches=3, groups=4).train().to(device)
+    x = torch.randn(2, 32, 8, 8, device=device, requires_grad=True)
     sk(x).square().mean().backward()
     for name, p in sk.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert x.grad.abs().sum() > 0
 
 
-def test_bfloat16_autocast():
-    sk = SKConv2d(32, 32, groups=4).eval()
-    x = torch.randn(2, 32, 8, 8)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+def test_autocast(device):
+    """bf16 on CPU, fp16 on CUDA: inference close to float32, and a training step."""
+    dtype = autocast_dtype(device)
+    sk = SKConv2d(32, 32, groups=4).eval().to(device)
+    x = torch.randn(2, 32, 8, 8, device=device)
+    with torch.autocast(device.type, dtype=dtype):
         out = sk(x)
-    assert out.dtype == torch.bfloat16
+    assert out.dtype == dtype
     torch.testing.assert_close(out.float(), sk(x), rtol=0.05, atol=0.05)
+    sk.train()
+    with torch.autocast(device.type, dtype=dtype):
+        out = sk(x)
+    out.float().square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in sk.parameters())
+
+
+def old_forward(sk, x):
+    """SKConv2d's forward before batches of one were handled: ConvModules called as they are."""
+    feats = [branch(x) for branch in sk.branches]
+    s = sum(f.mean((2, 3), keepdim=True) for f in feats)
+    weights = sk.attn.select(sk.attn.fuse(s)).view(x.shape[0], len(feats), -1, 1, 1).softmax(1)
+    weights = weights.unbind(1)
+    out = feats[0] * weights[0]
+    for feat, weight in zip(feats[1:], weights[1:]):
+        out = out.addcmul_(feat, weight)
+    return out
+
+
+@pytest.fixture
+def warn_again(monkeypatch):
+    """The once-per-process warning of a batch of one, as if not yet shown."""
+    monkeypatch.setattr(sk_attention, '_warned_running_stats', False, raising=False)
+
+
+@pytest.mark.parametrize('norm', ['BN', 'SyncBN'])
+def test_batches_of_two_or_more_train_as_before(norm, device, warn_again):
+    torch.manual_seed(0)
+    sk = randomize_bn(SKConv2d(32, 64, groups=4, norm_cfg=dict(type=norm))).train().to(device)
+    old = copy.deepcopy(sk)
+    for n in (2, 3):
+        x = torch.randn(n, 32, 6, 5, device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')  # no running-statistics warning
+            out = sk(x)
+        torch.testing.assert_close(out, old_forward(old, x), rtol=0, atol=0)
+    for (key, value), ref in zip(sk.state_dict().items(), old.state_dict().values()):
+        torch.testing.assert_close(value, ref, rtol=0, atol=0, msg=key)  # same statistics
+
+
+@pytest.mark.parametrize('norm', ['BN', 'SyncBN'])
+def test_batch_of_one_trains_with_the_running_statistics_of_the_fuse_norm(norm, device,
+                                                                          warn_again):
+    """One image: the fuse fc's BN sees [1, d, 1, 1] (one value per channel) and normalises it
+    as in eval mode; the branch norms (one value per pixel) train on the batch as before."""
+    torch.manual_seed(0)
+    sk = randomize_bn(SKConv2d(32, 64, groups=4, norm_cfg=dict(type=norm))).train().to(device)
+    ref = copy.deepcopy(sk)
+    ref.attn.fuse.bn.eval()
+    x = torch.randn(1, 32, 6, 5, device=device, requires_grad=True)
+    with pytest.warns(UserWarning, match=r'SKAttention\(channels=64, num_branches=2\).*running '
+                      r'statistics'):
+        out = sk(x)
+    torch.testing.assert_close(out, ref(x))
+    out.square().mean().backward()
+    for name, p in sk.named_parameters():  # DDP: every parameter, the fuse norm's affine too
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.any(), name
+    fuse_bn, branch_bn = sk.attn.fuse.bn, sk.branches[0].bn
+    torch.testing.assert_close(fuse_bn.running_mean, ref.attn.fuse.bn.running_mean)
+    torch.testing.assert_close(branch_bn.running_mean, ref.branches[0].bn.running_mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # shown once
+        sk(x)
+
+
+def test_batch_of_one_on_a_1x1_map_trains_the_branches_too(device, warn_again):
+    sk = SKConv2d(32, 32, stride=2, groups=4).train().to(device)
+    x = torch.randn(1, 32, 2, 2, device=device)  # stride 2: [1, 32, 1, 1] in every branch norm
+    with pytest.warns(UserWarning, match=r'SKConv2d\(in_channels=32, out_channels=32\)'):
+        out = sk(x)
+    assert out.shape == (1, 32, 1, 1)
+    out.sum().backward()
+    assert all(p.grad is not None for p in sk.parameters())
+
+
+def test_sync_bn_in_a_one_process_group_trains_a_batch_of_one(tmp_path, warn_again):
+    """SyncBN in a process group of one: nothing to pool, so as BN with one image (CPU: gloo)."""
+    torch.manual_seed(0)
+    attn = SKAttention(32, norm_cfg=dict(type='SyncBN')).train()
+    ref = copy.deepcopy(attn)
+    ref.fuse.bn.eval()
+    feats = [torch.randn(1, 32, 4, 4) for _ in range(2)]
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store', rank=0,
+                            world_size=1)
+    try:
+        with pytest.warns(UserWarning, match='running statistics'):
+            out = attn(feats)
+    finally:
+        dist.destroy_process_group()
+    torch.testing.assert_close(out, ref(feats))
+    out.sum().backward()
+    assert all(p.grad is not None for p in attn.parameters())
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])

@@ -1,5 +1,7 @@
 """SKNet backbones (paper Table 2 counts, mmdet ResNet interface) and the SKFPN neck."""
+import os.path as osp
 import re
+import warnings
 
 import pytest
 import torch
@@ -10,9 +12,10 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 import plugin  # noqa: F401
+from conftest import ROOT, autocast_dtype, load_plugin_config
 from plugin.analysis import module_complexity
 from plugin.backbones import SKNet
-from plugin.layers import SKConv2d
+from plugin.layers import SKConv2d, sk_attention
 from plugin.necks import SKFPN
 
 # Li et al., CVPR 2019, Table 2 (224x224, with the 1000-class fc): params, multiply-adds
@@ -77,15 +80,38 @@ def test_block_layout_and_checkpoint_keys():
     assert not any(k.startswith('layer2.0.bn2') for k in keys)
 
 
-def test_shapes_and_every_parameter_gets_a_gradient():
-    net = SKNet(**TINY, norm_eval=False)
+def test_shapes_and_every_parameter_gets_a_gradient(device):
+    net = SKNet(**TINY, norm_eval=False).to(device)
     net.train()  # mmdet's ResNet.train returns None
-    outs = net(torch.randn(2, 3, 64, 64))
+    outs = net(torch.randn(2, 3, 64, 64, device=device))
     assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4),
                                               (2, 512, 2, 2)]
     sum(o.mean() for o in outs).backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None]
     assert not missing
+    net.zero_grad()
+    with torch.autocast(device.type, dtype=autocast_dtype(device)):
+        outs = net(torch.randn(2, 3, 64, 64, device=device))
+    sum(o.float().mean() for o in outs).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.fixture
+def warn_again(monkeypatch):
+    monkeypatch.setattr(sk_attention, '_warned_running_stats', False, raising=False)
+
+
+def test_backbone_trains_on_one_image(device, warn_again):
+    """One image per GPU (BN trained, not synchronised): every SK attention's fuse norm sees one
+    value per channel and uses its running statistics; every parameter gets a gradient."""
+    torch.manual_seed(0)
+    net = SKNet(**TINY, norm_eval=False).to(device)
+    net.train()
+    with pytest.warns(UserWarning, match='SKAttention.*running statistics'):
+        outs = net(torch.randn(1, 3, 64, 64, device=device))
+    sum(o.square().mean() for o in outs).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
 def test_depth14_has_one_sk_block_per_stage():
@@ -206,7 +232,43 @@ def test_sk_fusion_selects_between_lateral_and_top_down():
     torch.testing.assert_close(out[1], neck.fpn_convs[1](lat1))
 
 
-def test_neck_every_parameter_gets_a_gradient():
-    neck = SKFPN(IN_CHANNELS, 64, num_outs=5, add_extra_convs='on_input', sk_fusion=True).train()
-    sum(o.mean() for o in neck(pyramid())).backward()
+@pytest.mark.parametrize('batch', [2, 1])
+def test_neck_every_parameter_gets_a_gradient(batch, device, warn_again):
+    """Also with one image: the fusion attentions' norms, and the SK convs of the last extra
+    level (a 1x1 map), see one value per channel."""
+    neck = SKFPN(IN_CHANNELS, 64, num_outs=6, add_extra_convs='on_input', sk_fusion=True)
+    neck = neck.train().to(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        outs = neck([x.to(device) for x in pyramid(batch)])
+    assert [str(w.message).split(':')[0] for w in caught] == (
+        [] if batch > 1 else ['SKAttention(channels=64, num_branches=2)'])
+    assert outs[-1].shape == (batch, 64, 1, 1)
+    sum(o.mean() for o in outs).backward()
     assert not [n for n, p in neck.named_parameters() if p.grad is None]
+    assert all(torch.isfinite(p.grad).all() for p in neck.parameters())
+
+
+@pytest.mark.parametrize('config', ['study/retinanet_sknet14-tiny_fpn_occshapes.py',
+                                    'sk/retinanet_r18-tiny_sk-fpn_1x_occshapes.py'])
+def test_detector_config_trains_with_one_image_per_batch(config, warn_again):
+    """A real SKNet / SK-FPN detector config, batch_size=1: one training step (loss, backward)."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from plugin.analysis import build_model
+    cfg, _ = load_plugin_config(osp.join(ROOT, 'configs', config))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.train()
+    sample = DetDataSample(metainfo=dict(img_shape=(96, 96), ori_shape=(96, 96),
+                                         pad_shape=(96, 96), batch_input_shape=(96, 96),
+                                         scale_factor=(1.0, 1.0)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[10., 12., 50., 60.]]),
+                                       labels=torch.tensor([1]))
+    with pytest.warns(UserWarning, match='running statistics'):
+        losses = model.loss(torch.randn(1, 3, 96, 96), [sample])
+    loss = sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if 'loss' in k)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert not [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]

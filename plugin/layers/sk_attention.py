@@ -3,14 +3,53 @@
 Paper: "Selective Kernel Networks", Li et al., CVPR 2019 (https://arxiv.org/abs/1903.06586),
 Sec. 3.1.
 """
+import warnings
 from typing import Optional, Sequence
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .inputs import check_input
+
+_warned_running_stats = False
+
+
+def _synced(norm: _BatchNorm) -> bool:
+    """Whether ``norm`` computes its batch statistics over more than one process."""
+    if not (isinstance(norm, nn.SyncBatchNorm) and dist.is_available()
+            and dist.is_initialized()):
+        return False
+    return dist.get_world_size(norm.process_group or dist.group.WORLD) > 1
+
+
+def conv_norm_act(module: ConvModule, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """``module(x)`` for a ConvModule of order conv, norm, act built by an SK layer, except that
+    a training batch norm that would see one value per channel (a batch of one image and a
+    ``[1, C, 1, 1]`` map, not synchronised across processes) normalises with its running
+    statistics, as in eval mode; its affine parameters still get gradients. Warns once, naming
+    ``layer``."""
+    norm = module.norm if module.with_norm else None
+    if not (isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats):
+        return module(x)
+    y = module(x, activate=False, norm=False)
+    if y.numel() == y.shape[1] and not _synced(norm):  # N * H * W == 1
+        global _warned_running_stats
+        if not _warned_running_stats:
+            _warned_running_stats = True
+            warnings.warn(f'{layer}: one value per channel for its batch norm in training (a '
+                          f'batch of one image, norm not synchronised across processes): '
+                          f'normalising with the running statistics, as in eval mode. Shown '
+                          f'once; every SK layer does the same (docs/sk.md).', stacklevel=3)
+        y = F.batch_norm(y, norm.running_mean, norm.running_var, norm.weight, norm.bias, False,
+                         0., norm.eps)
+    else:
+        y = norm(y)
+    return module.activate(y) if module.with_activation else y
 
 
 class SKAttention(BaseModule):
@@ -21,6 +60,10 @@ class SKAttention(BaseModule):
     Select: ``a_m = softmax_m(A_m z)`` per channel (Eq. 5) and ``V = sum_m a_m U_m`` (Eq. 6).
     The ``M`` matrices ``A_m`` (``C x d``) are the row blocks of one bias-free 1x1 conv
     ``select`` with ``M * C`` outputs, block ``m`` for branch ``m``.
+
+    The BN of Eq. 3 sees one value per channel and image. It follows ``norm_cfg`` (``SyncBN``
+    pools the images of every GPU); with a single value per channel in training (one image, not
+    synchronised) it normalises with its running statistics (:func:`conv_norm_act`).
 
     Args:
         channels: ``C``, the channels of every branch.
@@ -60,7 +103,7 @@ class SKAttention(BaseModule):
         for feat in feats:
             check_input(self._name, feat, self.channels, 'channels')
         s = sum(f.mean((2, 3), keepdim=True) for f in feats)  # GAP of the sum (Eq. 1-2)
-        logits = self.select(self.fuse(s))  # Eq. 3 and the A_m z of Eq. 5
+        logits = self.select(conv_norm_act(self.fuse, s, self._name))  # Eq. 3, A_m z of Eq. 5
         b, c = s.shape[:2]
         return logits.view(b, self.num_branches, c, 1, 1).softmax(dim=1).to(feats[0].dtype)
 

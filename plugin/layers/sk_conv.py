@@ -12,7 +12,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from .inputs import check_input
-from .sk_attention import SKAttention
+from .sk_attention import SKAttention, conv_norm_act
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -25,6 +25,8 @@ class SKConv2d(BaseModule):
     (:class:`SKAttention`, Eq. 1-5) give weights ``a_m`` that sum to one per channel, and
     ``V = sum_m a_m U_m`` (Eq. 6). The output is non-negative (ReLU'd branches, convex weights).
     With ``num_branches=1`` the layer is exactly conv + BN + ReLU (no attention is built).
+    A training BN that would see one value per channel (one image, a 1x1 map) normalises with
+    its running statistics (:func:`~.sk_attention.conv_norm_act`).
 
     Args:
         in_channels, out_channels: as ``nn.Conv2d``; both divisible by ``groups``.
@@ -76,9 +78,8 @@ class SKConv2d(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self._name, x, self.in_channels)
-        if self.attn is None:
-            return self.branches[0](x)
-        return self.attn([branch(x) for branch in self.branches])
+        feats = [conv_norm_act(branch, x, self._name) for branch in self.branches]
+        return feats[0] if self.attn is None else self.attn(feats)
 
 
 def _single(value: IntOrPair, name: str) -> int:

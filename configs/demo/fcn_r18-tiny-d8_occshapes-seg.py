@@ -21,4 +21,7 @@ param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max
                         by_epoch=False)]
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+# (every iteration: the CheckpointHook of an iteration-based loop saves before validation)
+custom_hooks = [dict(type='IterSyncBuffersHook')]
 randomness = dict(seed=0)

@@ -12,3 +12,5 @@ model = dict(
     bbox_head=dict(num_classes=3, in_channels=64, feat_channels=64, stacked_convs=2))
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=1))
 randomness = dict(seed=0)
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]

@@ -5,3 +5,5 @@ model = dict(
     backbone=dict(_delete_=True, type='DRMobileNetV2', drconv=dict(region_num=8),
                   out_indices=(1, 2, 4, 6)),
     neck=dict(in_channels=[24, 32, 96, 320]))
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]

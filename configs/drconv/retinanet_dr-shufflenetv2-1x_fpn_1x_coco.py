@@ -5,3 +5,5 @@ model = dict(
     backbone=dict(_delete_=True, type='DRShuffleNetV2', widen_factor=1.0,
                   drconv=dict(region_num=8), out_indices=(0, 1, 2, 3)),
     neck=dict(in_channels=[24, 116, 232, 464]))
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]

@@ -6,3 +6,5 @@ _base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', '../_base_/occlusion_
 model = dict(
     backbone=dict(type='TiedResNet', depth=50, arch='base', frozen_stages=-1, norm_eval=False,
                   init_cfg=None))
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]

@@ -31,3 +31,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=60),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7], gamma=0.1)
 ]
+# BN trains without SyncBN: average its buffers over the processes before validation and saving
+custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]

@@ -9,7 +9,7 @@ import plugin  # noqa: F401  (registers the backbones)
 from conftest import autocast_dtype
 from plugin.analysis.complexity import module_complexity
 from plugin.backbones.tied_resnest import TiedResNeStBottleneck
-from plugin.backbones.tied_resnet import TiedBottleneck, TiedSplitConv2d
+from plugin.backbones.tied_resnet import MIXERS, TiedBottleneck, TiedSplitConv2d
 from plugin.layers import TiedBlockConv2d, TiedGCB, TiedSE
 
 FC = 2048 * 1000 + 1000  # the ImageNet classifier the paper's parameter counts include
@@ -55,10 +55,35 @@ def test_tiedresnet50_s_has_60_percent_of_resnet50_flops():
 
 def test_other_presets_parameter_counts():
     assert n_params(build(dict(type='TiedResNet', depth=101))) == 36_984_640  # R101: 42.5M
-    assert n_params(build(dict(type='TiedResNeXt', depth=50, arch='S'))) == 23_155_456
     resnest = n_params(build(dict(type='ResNeSt', depth=50, stem_channels=64)))
     tied = n_params(build(dict(type='TiedResNeSt', depth=50, stem_channels=64)))
     assert tied == 13_699_200 and (tied + FC) / (resnest + FC) == pytest.approx(0.573, abs=1e-3)
+
+
+@pytest.mark.parametrize('arch, params, ratio', [('base', 20_174_656, 0.888),
+                                                 ('S', 11_394_400, 0.537)])
+def test_tiedresnext_presets_are_lighter_than_resnext50(arch, params, ratio):
+    """The paper: TiedResNeXt follows TiedResNet's trend (fewer parameters than the baseline)."""
+    resnext = n_params(build(dict(type='ResNeXt', depth=50, groups=32, base_width=4)))
+    ours = n_params(build(dict(type='TiedResNeXt', depth=50, arch=arch)))
+    assert ours == params and (ours + FC) / (resnext + FC) == pytest.approx(ratio, abs=1e-3)
+
+
+def test_text_preset_is_the_block_sec4_writes():
+    """arch='text': B = 1, 2, 4, 8 for the four splits of every block, their sum feeds the 1x1
+    mixer (w -> 4w), as Sec. 4's ablation text describes the 4s x 32w block."""
+    net = build(dict(type='TiedResNet', depth=50, arch='text'))
+    assert net.mixer == 'sum-conv' and net.tied_B == ((1, 2, 4, 8), ) * 4
+    split = net.layer3[0].conv2
+    assert [c.B for c in split.convs] == [1, 2, 4, 8] and split.out_channels == 4 * 128
+    assert split.mixer_conv.weight.shape == (512, 128, 1, 1)
+    assert n_params(net) == 20_086_192
+    keys = set(net.state_dict())
+    assert {'layer1.0.conv2.convs.3.weight', 'layer1.0.conv2.mixer_conv.weight'} <= keys
+    # an explicit argument overrides the preset's reading; fewer stages cut its B
+    assert build(dict(type='TiedResNet', depth=50, arch='text', mixer='sum')).mixer == 'sum'
+    assert build(dict(type='TiedResNet', depth=14, arch='text', num_stages=2,
+                      out_indices=(1, ))).tied_B == ((1, 2, 4, 8), ) * 2
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
@@ -88,53 +113,72 @@ def test_block_layout_and_checkpoint_keys():
 
 
 def split_reference(x, m):
-    """The split stage of Sec. 3 written out: split j (its own filters W_j) on each of its B blocks
-    (the same W_j, tied), then the mixer."""
-    s, w, B = m.splits, m.width, m.B[0]
-    conv = m.conv
-    n, _, h, wd = x.shape
-    xb = x.reshape(n, B, s, w // B, h, wd)  # the single-TGC layout: [block][split][channels]
-    outs = [[F.conv2d(xb[:, b, j], conv.weight[j * w // B:(j + 1) * w // B], None, conv.stride,
-                      conv.padding, conv.dilation, conv.groups // s)
-             for j in range(s)] for b in range(B)]
-    out = torch.stack([torch.stack(row, 1) for row in outs], 1)  # [N, B, s, w/B, H, W]
-    if m.mixer == 'sum':
-        return out.sum(2).flatten(1, 2)
-    out = out.flatten(1, 3)
-    return m.mixer_conv(out) if m.mixer == 'conv' else out
+    """The split stage of Sec. 3 written out: split j reads its own ``width`` channels, cut into
+    groups (the paper's TGC), each group into B blocks that share the group's filters; then the
+    mixer over the splits' concatenation or element-wise sum."""
+    s, w = m.splits, m.width
+    convs = [m.conv] * s if hasattr(m, 'conv') else list(m.convs)
+    outs = []
+    for j, (conv, xj) in enumerate(zip(convs, x.chunk(s, dim=1))):
+        B, G = m.B[j], conv.groups // (s if hasattr(m, 'conv') else 1)
+        weight = conv.weight.chunk(s)[j] if hasattr(m, 'conv') else conv.weight
+        outs.append(torch.cat([F.conv2d(xb, wg, None, conv.stride, conv.padding, conv.dilation)
+                               for xg, wg in zip(xj.chunk(G, dim=1), weight.chunk(G))
+                               for xb in xg.chunk(B, dim=1)], dim=1))
+    out = sum(outs) if m.mixer.startswith('sum') else torch.cat(outs, dim=1)
+    return m.mixer_conv(out) if m.mixer.endswith('-conv') else out
 
 
-@pytest.mark.parametrize('mixer', ['conv', 'concat', 'sum'])
+MIXER_WIDTHS = {'concat-conv': (48, 48), 'sum-conv': (16, 48), 'concat': (None, 48),
+                'sum': (None, 16)}  # (mixer conv input, output) for 3 splits of 16 channels
+
+
+@pytest.mark.parametrize('mixer', MIXERS)
 @pytest.mark.parametrize('B, groups, stride', [(1, 1, 1), (2, 1, 2), (4, 2, 1)])
 def test_split_conv_matches_reference(mixer, B, groups, stride):
     m = TiedSplitConv2d(3, 16, B=B, groups=groups, stride=stride, mixer=mixer)
     x = seeded(2, 48, 9, 9)
     out = m(x)
-    assert out.shape[1] == m.out_channels == (16 if mixer == 'sum' else 48)
+    mixer_in, width = MIXER_WIDTHS[mixer]
+    assert out.shape[1] == m.out_channels == width
+    assert (m.mixer_conv.in_channels if hasattr(m, 'mixer_conv') else None) == mixer_in
     torch.testing.assert_close(out, split_reference(x, m))
 
 
-@pytest.mark.parametrize('mixer', ['conv', 'concat', 'sum'])
+@pytest.mark.parametrize('mixer', MIXERS)
 def test_split_conv_with_one_b_per_split(mixer):
-    m = TiedSplitConv2d(2, 8, B=(1, 4), mixer=mixer)
+    m = TiedSplitConv2d(2, 8, B=(1, 4), groups=2, mixer=mixer)
     x = seeded(2, 16, 7, 7)
-    outs = []
-    for conv, part in zip(m.convs, x.chunk(2, dim=1)):
-        outs.append(torch.cat([F.conv2d(xb, conv.weight, None, 1, 1)
-                               for xb in part.chunk(conv.B, dim=1)], dim=1))
-    ref = sum(outs) if mixer == 'sum' else torch.cat(outs, dim=1)
-    ref = m.mixer_conv(ref) if mixer == 'conv' else ref
-    torch.testing.assert_close(m(x), ref)
+    torch.testing.assert_close(m(x), split_reference(x, m))
     assert [c.weight.shape[0] for c in m.convs] == [8, 2]
 
 
+def test_one_tgc_for_all_splits_is_a_tgc_per_split():
+    """With one B the splits run as one TGC; split j's filters are rows j of its weight, and it
+    equals a TGC per split on the split's own channels (what a B per split builds)."""
+    one = TiedSplitConv2d(3, 16, B=2, groups=2, mixer='concat')
+    per = [TiedBlockConv2d(16, 16, 3, padding=1, groups=2, B=2, bias=False) for _ in range(3)]
+    with torch.no_grad():
+        for conv, w in zip(per, one.conv.weight.chunk(3)):
+            conv.weight.copy_(w)
+    x = seeded(2, 48, 6, 6)
+    torch.testing.assert_close(one(x), torch.cat([c(xj) for c, xj in zip(per, x.chunk(3, 1))], 1))
+
+
 @pytest.mark.parametrize('cfg, match', [
-    (dict(TINY, arch='XL'), r"TiedResNet: arch must be one of \['S', 'base', 'tiny'\]"),
+    (dict(TINY, arch='XL'), r"TiedResNet: arch must be one of \['S', 'base', 'text', 'tiny'\]"),
     (dict(TINY, arch=dict(splits=2)), r'TiedResNet: arch dict lacks'),
-    (dict(TINY, mixer='max'), r'TiedResNet: mixer must be one of'),
+    (dict(TINY, arch=dict(splits=2, base_width=8, groups=1, B=2)),
+     r"TiedResNet: arch dict has unknown keys \['B'\]"),
+    (dict(TINY, mixer='conv'), r"TiedResNet: mixer must be one of \('concat-conv', 'sum-conv'"),
+    (dict(TINY, arch=dict(splits=2, base_width=8, groups=1, mixer='max')),
+     r'TiedResNet: mixer must be one of'),
+    (dict(type='TiedResNeSt', depth=50, order='radix'), r'TiedResNeSt: order must be one of'),
     (dict(TINY, tied_B=(1, 2)), r'TiedResNet: tied_B=\(1, 2\) needs one entry per stage'),
     (dict(TINY, depth=18), r'TiedResNet: depth must be one of'),
     (dict(TINY, tied_B=(1, 2, 3, 8)), r'TiedBlockConv2d: in_channels=64 .* B\*groups=3\*2'),
+    (dict(type='TiedResNet', depth=50, arch='S', tied_B=((1, 2, 4, 8), ) * 4),
+     r'TiedBlockConv2d: in_channels=18 is not divisible by B=4'),  # per-split B needs 32w
     (dict(TINY, tied_B=(1, 2, 4, (1, 2, 3))), r'TiedSplitConv2d: B=\(1, 2, 3\) must be'),
     (dict(TINY, dcn=dict(type='DCN', deform_groups=1), stage_with_dcn=(True, ) * 4),
      r'TiedBottleneck: dcn is not supported'),
@@ -169,7 +213,7 @@ def test_zero_init_residual():
 
 
 @pytest.mark.parametrize('cfg', [dict(TINY, mixer='sum', with_cp=True),
-                                 dict(TINY, tied_B=(1, (1, 2), 4, 8)),
+                                 dict(TINY, tied_B=(1, (1, 2), 4, 8), mixer='sum-conv'),
                                  dict(type='TiedResNeSt', depth=50, base_channels=16,
                                       stem_channels=16)])
 def test_every_parameter_gets_a_gradient_and_autocast_runs(cfg, device):
@@ -221,3 +265,35 @@ def test_tiedresnest_ties_entry_and_split_attention_convs():
     net.eval()
     assert [o.shape[1:] for o in net(seeded(1, 3, 64, 64))] == [
         (64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+
+
+def splat_loop(x, conv, B):
+    """The paper's TGC equation on ResNeSt's split-attention conv, by hand: group g = r * card + k
+    (radix path r, cardinal group k, ResNeSt's order) is cut into B blocks, and every block of g
+    is convolved with g's own filters W'_g."""
+    G = conv.groups
+    return torch.cat([F.conv2d(xb, wg, None, conv.stride, conv.padding, conv.dilation)
+                      for xg, wg in zip(x.chunk(G, dim=1), conv.weight.chunk(G))
+                      for xb in xg.chunk(B, dim=1)], dim=1)
+
+
+@pytest.mark.parametrize('groups', [1, 2])
+def test_tiedresnest_split_attention_conv_is_the_papers_tgc(groups):
+    net = build(dict(type='TiedResNeSt', depth=50, base_channels=16, stem_channels=16,
+                     groups=groups, tied_B=2))
+    splat = net.layer2[0].conv2.conv
+    assert (splat.B, splat.groups, splat.order) == (2, 2 * groups, 'group')
+    x = seeded(2, splat.in_channels, 6, 6)
+    torch.testing.assert_close(splat(x), splat_loop(x, splat, 2))
+
+
+@pytest.mark.parametrize('order, paths_share_filters', [('group', False), ('block', True)])
+def test_tiedresnest_radix_paths_keep_their_own_filters(order, paths_share_filters):
+    """Radix path r reads input half r and writes output half r. The same input on both halves
+    gives the same two outputs only when the paths share one filter bank (order='block')."""
+    net = build(dict(type='TiedResNeSt', depth=50, base_channels=16, stem_channels=16,
+                     tied_B=2, order=order))
+    splat = net.layer1[0].conv2.conv
+    half = seeded(1, splat.in_channels // 2, 6, 6)
+    path0, path1 = splat(torch.cat([half, half], dim=1)).chunk(2, dim=1)
+    assert torch.allclose(path0, path1) == paths_share_filters

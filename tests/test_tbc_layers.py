@@ -19,11 +19,23 @@ def seeded(*shape, seed=0):
 
 
 def block_loop_conv(x, conv, B):
-    """Eq. 3 literally: the same filter bank (and bias) on every block of channels."""
+    """Eq. 3 literally: the same filter bank (and bias) on every block of channels; with groups,
+    the official code's folding (order='block': one grouped filter bank shared by the blocks)."""
     return torch.cat([
         F.conv2d(xb, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         for xb in x.chunk(B, dim=1)
     ], dim=1)
+
+
+def tgc_loop_conv(x, conv, B):
+    """The paper's TGC equation literally: G groups, each cut into B blocks; block b of group g is
+    convolved with group g's own filters W'_g (and bias) alone."""
+    G = conv.groups
+    w_g, b_g = conv.weight.chunk(G, dim=0), (conv.bias.chunk(G) if conv.bias is not None
+                                             else [None] * G)
+    return torch.cat([F.conv2d(xb, w_g[g], b_g[g], conv.stride, conv.padding, conv.dilation)
+                      for g, xg in enumerate(x.chunk(G, dim=1)) for xb in xg.chunk(B, dim=1)],
+                     dim=1)
 
 
 @pytest.mark.parametrize('cfg', [
@@ -33,13 +45,33 @@ def block_loop_conv(x, conv, B):
     dict(B=2, kernel_size=3, stride=2, padding=1, groups=4),  # TGC
     dict(B=4, kernel_size=(3, 1), padding=(1, 0), groups=2, bias=False),
 ])
-def test_tbc_matches_block_loop(cfg, device):
-    conv = TiedBlockConv2d(32, 48, **cfg).to(device)
+@pytest.mark.parametrize('order', ['group', 'block'])
+def test_tbc_matches_block_loop(cfg, order, device):
+    conv = TiedBlockConv2d(32, 48, order=order, **cfg).to(device)
     x = seeded(2, 32, 11, 9).to(device)
     out = conv(x)
-    ref = block_loop_conv(x, conv, cfg['B'])
+    loop = tgc_loop_conv if order == 'group' else block_loop_conv
+    ref = loop(x, conv, cfg['B'])
     assert out.shape == ref.shape == (2, 48) + ref.shape[2:]
     torch.testing.assert_close(out, ref)
+    if cfg.get('groups', 1) == 1:  # TBC: one filter bank, both orders are Eq. 3
+        torch.testing.assert_close(out, block_loop_conv(x, conv, cfg['B']))
+
+
+@pytest.mark.parametrize('order, shares_with_0_3', [('group', [4]), ('block', [8])])
+def test_tgc_order_decides_which_channels_share_a_filter(order, shares_with_0_3):
+    """G=2, B=2, 16 channels in runs of 4. Group-first: group 0 = channels 0-7, its blocks 0-3 and
+    4-7 share W'_0. Block-first: block 0 = channels 0-7 (groups 0, 1), block 1 = 8-15, so 0-3 and
+    8-11 (group 0 of each block) share W'_0."""
+    conv = TiedBlockConv2d(16, 16, 3, padding=1, groups=2, B=2, bias=False, order=order)
+    z = seeded(1, 4, 5, 5)
+
+    def response(start):  # z on input channels start..start+3, read at the same output channels
+        x = torch.zeros(1, 16, 5, 5)
+        x[:, start:start + 4] = z
+        return conv(x)[:, start:start + 4]
+
+    assert [s for s in (4, 8, 12) if torch.allclose(response(s), response(0))] == shares_with_0_3
 
 
 def test_tbc_b1_is_conv2d():
@@ -81,6 +113,8 @@ def test_tbc_registry_and_conv_module():
     (lambda: TiedBlockConv2d(64, 30, 3, B=4), r'TiedBlockConv2d: out_channels=30 .* B=4'),
     (lambda: TiedBlockConv2d(64, 64, 3, B=4, groups=32), r'in_channels=64 .* B\*groups=4\*32'),
     (lambda: TiedBlockConv2d(64, 64, 3, B=0), r'TiedBlockConv2d: B must be a positive int'),
+    (lambda: TiedBlockConv2d(64, 64, 3, B=2, groups=2, order='blocks'),
+     r"TiedBlockConv2d: order must be one of \('group', 'block'\), got 'blocks'"),
     (lambda: TiedLinear(10, 8, B=4), r'TiedLinear: in_features=10 .* B=4'),
     (lambda: TiedSE(100, B=8), r'TiedSE: in_channels=100 .* B=8'),
     (lambda: TiedSE(64, B=2, reduction=0), r'TiedSE: reduction'),

@@ -23,7 +23,7 @@ def test_pairwise_cosine_matches_loop():
 
 
 def test_weight_similarities_use_the_shared_thin_filters():
-    split = TiedSplitConv2d(2, 16, B=4, mixer='conv')  # TGC: 2 * 16 / 4 = 8 thin 3x3 filters
+    split = TiedSplitConv2d(2, 16, B=4, mixer='concat-conv')  # TGC: 2 * 16 / 4 = 8 thin filters
     sims = weight_similarities(split)  # the 1x1 mixer is left out
     assert sims.numel() == 8 * 7 // 2
     torch.testing.assert_close(sims, pairwise_cosine(split.conv.weight.detach()))

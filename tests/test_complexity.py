@@ -1,5 +1,6 @@
 """plugin.analysis: 1 multiply-add = 1 FLOP, checked on ResNet-50 and against conv arithmetic."""
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -7,8 +8,8 @@ from mmdet.models.backbones import ResNet
 from torch import nn
 
 from conftest import DEMO_CFG, ROOT, run_tool
-from plugin.analysis import (build_model, config_complexity, find_backbone, module_complexity,
-                             register_flop_handle)
+from plugin.analysis import (FLOP_HANDLES, build_model, config_complexity, find_backbone,
+                             module_complexity, register_flop_handle)
 
 
 def conv_macs(module, x, bn_flops_per_element=0):
@@ -58,6 +59,42 @@ def test_registered_handle_counts_an_op():
     finally:
         from plugin.analysis import complexity
         complexity._EXTRA_FLOP_HANDLES.pop('aten::cumsum')
+
+
+def test_importing_the_plugin_leaves_the_counter_alone():
+    """Layers register nothing in the counter: importing the plugin (what every config does)
+    imports no module of plugin.analysis."""
+    code = ('import sys, plugin; loaded = sorted(m for m in sys.modules '
+            "if m.startswith('plugin.analysis')); assert not loaded, loaded")
+    run_tool([sys.executable, '-c', code])
+
+
+def test_plugin_ops_are_counted_by_the_table_beside_the_counter():
+    class FusedMultiplyAdd(nn.Module):  # DRConv's filter generator is written as addcmul
+        def forward(self, x):
+            return torch.addcmul(x, x, x)
+
+    x = torch.zeros(2, 3, 5)
+    assert {'aten::addcmul', 'aten::embedding_bag', 'prim::PythonOp._RegionMatmul',
+            'prim::PythonOp._RegionFactorConv', 'prim::PythonOp._RegionSelect'} <= set(FLOP_HANDLES)
+    c = module_complexity(FusedMultiplyAdd(), x)
+    assert c['flops'] == x.numel() and c['uncounted'] == []  # one multiply-add per output
+
+
+def test_build_model_imports_what_the_config_names(tmp_path):
+    """``custom_imports`` of a Config made without Config.fromfile are imported too."""
+    from mmengine.config import Config
+    module = tmp_path / 'flop_probe_module.py'
+    module.write_text('from mmengine.registry import MODELS\nfrom torch import nn\n\n'
+                      "MODELS.register_module('FlopProbeNet', module=nn.Identity, force=True)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        cfg = Config(dict(custom_imports=dict(imports=['flop_probe_module']),
+                          model=dict(type='FlopProbeNet')))
+        assert isinstance(build_model(cfg), nn.Identity)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop('flop_probe_module', None)
 
 
 def test_config_complexity_of_the_demo_detector():

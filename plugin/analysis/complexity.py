@@ -2,9 +2,9 @@
 
 One multiply-add counts as one FLOP: the convention of the ResNet, SKNet and TBC papers
 (ResNet-50 at 224x224: 4.1 GFLOPs). The count traces the model with ``torch.jit`` through
-mmengine's ``FlopAnalyzer`` (a port of fvcore). Ops it has no handle for are reported in
-``uncounted``; layers of this plugin that emit such ops register one with
-:func:`register_flop_handle`.
+mmengine's ``FlopAnalyzer`` (a port of fvcore), with the handles of :mod:`.flop_handles` for the
+ops of this plugin's layers. Ops without a handle are reported in ``uncounted``; other code
+adds a handle with :func:`register_flop_handle`.
 """
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -13,12 +13,15 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from torch import nn
 
+from .flop_handles import FLOP_HANDLES
+
 _EXTRA_FLOP_HANDLES: Dict[str, Callable] = {}
 
 
 def register_flop_handle(op_name: str, handle: Callable) -> None:
     """Count ``op_name`` (a jit op such as ``'aten::grid_sampler'``) with
-    ``handle(inputs, outputs)`` as fvcore handles do; a later registration replaces the earlier."""
+    ``handle(inputs, outputs)`` as fvcore handles do; a later registration replaces the earlier,
+    and any of :data:`~.flop_handles.FLOP_HANDLES`."""
     _EXTRA_FLOP_HANDLES[op_name] = handle
 
 
@@ -30,7 +33,7 @@ def module_complexity(module: nn.Module, inputs: Union[torch.Tensor, Tuple]) -> 
     try:
         with torch.no_grad():
             analyzer = FlopAnalyzer(module, inputs)
-            analyzer.set_op_handle(**_EXTRA_FLOP_HANDLES)
+            analyzer.set_op_handle(**{**FLOP_HANDLES, **_EXTRA_FLOP_HANDLES})
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
             analyzer.tracer_warnings('none')
@@ -56,12 +59,15 @@ class _TensorForward(nn.Module):
 
 
 def build_model(cfg: Union[str, Config], cfg_options: Optional[dict] = None) -> nn.Module:
-    """The model of a config, built in its ``default_scope`` (mmdet or mmseg), in eval mode."""
+    """The model of a config, built in its ``default_scope`` (mmdet or mmseg), in eval mode.
+    The config's ``custom_imports`` (``'plugin'`` in ours) register the modules it names."""
     from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
 
-    import plugin  # noqa: F401  (registers the plugin's modules)
     if not isinstance(cfg, Config):
         cfg = Config.fromfile(cfg)
+    if cfg.get('custom_imports'):  # Config.fromfile did it; a Config made otherwise has not
+        import_modules_from_strings(**cfg.custom_imports)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -81,7 +87,9 @@ def find_backbone(model: nn.Module) -> nn.Module:
     raise ValueError(f'{type(model).__name__} has no submodule named backbone')
 
 
-def _data_samples(scope: str, shape: Sequence[int]) -> list:
+def empty_data_samples(scope: str, shape: Sequence[int]) -> list:
+    """One mmdet (or mmseg, by ``scope``) data sample with only the metainfo of an unscaled
+    ``shape`` image: what ``model(inputs, data_samples, mode=...)`` needs without annotations."""
     h, w = shape
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
                 scale_factor=(1.0, 1.0))
@@ -112,7 +120,7 @@ def config_complexity(cfg: Union[str, Config], shape: Sequence[int] = (800, 1333
                                                               generator=generator)
     backbone = module_complexity(find_backbone(model), backbone_x)
     whole = module_complexity(
-        _TensorForward(model, _data_samples(cfg.get('default_scope', 'mmdet'), shape)), x)
+        _TensorForward(model, empty_data_samples(cfg.get('default_scope', 'mmdet'), shape)), x)
     return dict(backbone_params=backbone['params'], backbone_flops=backbone['flops'],
                 model_params=whole['params'], model_flops=whole['flops'], shape=tuple(shape),
                 uncounted=sorted(set(backbone['uncounted']) | set(whole['uncounted'])))

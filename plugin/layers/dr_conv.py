@@ -13,13 +13,11 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
-from mmengine.analysis.jit_handles import get_shape
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from ..analysis.complexity import register_flop_handle
 from .dr_conv_function import region_factor_conv, region_matmul, region_select
 from .inputs import check_input, empty_output
 
@@ -246,22 +244,3 @@ def _in_one_dtype(op, x: Tensor, *args):
         with torch.autocast(device, enabled=False):
             return op(x.to(dtype), *(a.to(dtype) for a in operands), guide, *rest)
     return op(x, *(a.to(x.dtype) for a in operands), guide, *rest)
-
-
-def _region_matmul_flops(inputs: list, outputs: list) -> int:
-    """One multiply-add per output element and column (``O x K`` per position), as a conv."""
-    return prod(get_shape(outputs[0])) * get_shape(inputs[1])[-1]
-
-
-def _region_factor_conv_flops(inputs: list, outputs: list) -> int:
-    """``(g + 1) (k k + O)`` multiply-adds per output position and input channel."""
-    b, o, ho, wo = get_shape(outputs[0])
-    _, q, _, c = get_shape(inputs[2])
-    return b * ho * wo * q * c * (prod(get_shape(inputs[1])[2:]) + o)
-
-
-register_flop_handle('prim::PythonOp._RegionMatmul', _region_matmul_flops)
-register_flop_handle('prim::PythonOp._RegionFactorConv', _region_factor_conv_flops)
-register_flop_handle('prim::PythonOp._RegionSelect', lambda inputs, outputs: 0)  # a gather
-# the filter generator's grouped 1x1 conv: one multiply-add per output element
-register_flop_handle('aten::addcmul', lambda inputs, outputs: prod(get_shape(outputs[0])))

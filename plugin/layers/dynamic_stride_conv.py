@@ -20,7 +20,6 @@ Since Δ is shared by the taps, every tap of a position has the same four biline
 sampled im2col columns are ONE weighted gather of the four integer-corner rows (``embedding_bag``
 in channels-last layout) and the output is ONE GEMM with the unchanged weight (:func:`dsc_conv2d`).
 """
-import math
 from collections import OrderedDict
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -31,7 +30,6 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 from torch.utils.hooks import RemovableHandle
 
-from ..analysis.complexity import register_flop_handle
 from .inputs import check_input, empty_output
 
 
@@ -67,15 +65,6 @@ class _BilinearGather(torch.autograd.Function):
             grad_weights = torch.ops.aten._embedding_bag_per_sample_weights_backward(
                 grad, rows, idx, offsets, bag_of, 0, -1)
         return grad_rows, grad_weights, None
-
-
-def _embedding_bag_flops(inputs, outputs) -> int:
-    """One multiply-add per gathered element: 4 per bilinear sample and channel."""
-    indices, weight = inputs[1].type().sizes(), inputs[0].type().sizes()
-    return math.prod(indices) * weight[-1]
-
-
-register_flop_handle('aten::embedding_bag', _embedding_bag_flops)
 
 
 # Below this many input channels per group, sampling every tap with grid_sample (NCHW, fused

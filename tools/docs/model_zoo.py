@@ -30,8 +30,7 @@ from mmengine.config import Config
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from plugin.analysis.complexity import (_data_samples, build_model,  # noqa: E402
-                                        config_complexity)
+from plugin.analysis import build_model, config_complexity, empty_data_samples  # noqa: E402
 
 # (backbone type, depth or widen factor, preset) -> what the paper reports for its ImageNet model
 # (classifier included, so above our backbone-only columns by the fc: 2.05 M params for a
@@ -185,7 +184,7 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
                        model_params=c['model_params'], model_flops=c['model_flops'])
     if need_latency:
         x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-        samples = _data_samples(cfg.get('default_scope', 'mmdet'), shape)
+        samples = empty_data_samples(cfg.get('default_scope', 'mmdet'), shape)
         numbers['latency_ms'] = latency_ms(model, x, samples, repeat)
     return row | numbers
 

@@ -13,8 +13,8 @@ from conftest import ROOT, autocast_dtype
 from plugin.analysis import build_model
 from plugin.backbones import DSCResNet, DSCShortcut
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d
-from plugin.models import DSCAllocationLoss, DSCDetector, DSCSegmentor
-from plugin.visualization.dsc_maps import DSCTracer, plot_dsc_maps, sampling_density
+from plugin.models import DSCAllocationLoss, DSCDetector, DSCSampling, DSCSegmentor, DSCTracer
+from plugin.visualization.dsc_maps import plot_dsc_maps, sampling_density
 
 TINY = osp.join(ROOT, 'configs', 'dsc', 'retinanet_dsc-r18-tiny_fpn_dscloss_1x_occshapes.py')
 
@@ -198,7 +198,6 @@ def test_editing_attracts_or_repels_with_the_sign_of_its_weight(weight):
 
 
 def test_coverage_term_penalises_gaps_wider_than_max_gap():
-    from plugin.visualization.dsc_maps import DSCSampling
     loss = DSCAllocationLoss(target='boxes', max_gap=1.5, coverage_weight=1.0)
     grid = torch.stack(torch.meshgrid(torch.arange(4.0) * 8, torch.arange(4.0) * 8, indexing='xy'),
                        -1)[None]

@@ -3,7 +3,7 @@
 Paper: 张淑芳 et al., "Dynamic Stride Convolution and Its Inter-Layer Interpretable Method", Acta
 Electronica Sinica 2024, 52(10). The abstract announces a loss that improves DSC and lets a user
 edit where computation goes; its form is not public. Ours, per DSC layer l with centres x_i in image
-pixels (the inter-layer map of :mod:`plugin.visualization.dsc_maps`) and plain centres g_i::
+pixels (the inter-layer map of :mod:`plugin.models.dsc_tracer`) and plain centres g_i::
 
     A_l = mean_i T_l(x_i) - mean_i T_l(g_i)                                               (L1)
     C_l = mean over horizontal/vertical neighbours of relu(|x_i - x_j| / S_l - max_gap)^2  (L2)
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..visualization.dsc_maps import DSCSampling
+from .dsc_tracer import DSCSampling
 
 TARGETS = ('boxes', 'masks', 'boundary', 'foreground', None)
 

@@ -4,7 +4,7 @@
                  detector=dict(type='RetinaNet', backbone=dict(type='DSCResNet', depth=50), ...),
                  allocation_loss=dict(type='DSCAllocationLoss', loss_weight=0.1))
 
-In ``loss`` mode the backbone forward is traced (:class:`~plugin.visualization.dsc_maps.DSCTracer`),
+In ``loss`` mode the backbone forward is traced (:class:`~plugin.models.dsc_tracer.DSCTracer`),
 the DSC centres are mapped to image pixels, and ``loss_dsc_alloc`` / ``loss_dsc_cov`` join the
 detector's losses (summed and logged like the others). ``predict`` and ``tensor`` modes are the
 detector's own; checkpoints keep the detector's keys under ``detector.``.
@@ -16,7 +16,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..layers.dynamic_stride_conv import DynamicStrideConv2d
-from ..visualization.dsc_maps import DSCTracer
+from .dsc_tracer import DSCTracer
 
 
 class DSCLossWrapper(BaseModel):

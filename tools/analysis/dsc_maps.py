@@ -3,7 +3,7 @@
     python tools/analysis/dsc_maps.py CONFIG CHECKPOINT IMAGE --out DIR [--compare CHECKPOINT2]
 
 Runs the config's test pipeline on IMAGE and one backbone forward, maps the kernel centres of every
-DSC layer to image pixels through the preceding layers (plugin/visualization/dsc_maps.py, eq. M1)
+DSC layer to image pixels through the preceding layers (plugin/models/dsc_tracer.py, eq. M1)
 and writes, in DIR:
   dsc_maps.png       one panel per DSC layer: relative sampling density over the image + centres
   dsc_maps_diff.png  with --compare: density of CHECKPOINT minus that of CHECKPOINT2, per layer
@@ -16,14 +16,41 @@ import json
 import os
 import os.path as osp
 import sys
+import time
 
 import numpy as np
+import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.analysis import build_model, find_backbone  # noqa: E402
+from plugin.models.dsc_tracer import DSCTracer  # noqa: E402
 from plugin.utils import CheckpointError  # noqa: E402
-from plugin.visualization.dsc_maps import dsc_maps, plot_dsc_maps  # noqa: E402
+from plugin.visualization.dsc_maps import plot_dsc_maps, sampling_density  # noqa: E402
+
+
+def traced_maps(backbone, inputs, repeat: int = 3):
+    """Trace one forward (no grad) and time it against building the maps from its records.
+
+    Returns the samplings and ``dict(forward_ms, positions_ms, density_ms, ratio)``, medians over
+    ``repeat`` runs: ``positions_ms`` composes the position maps (eq. M1), ``density_ms`` computes
+    every layer's density map; ``ratio`` is their sum over the forward.
+    """
+    times = {'forward_ms': [], 'positions_ms': [], 'density_ms': []}
+    for _ in range(repeat):
+        with torch.no_grad(), DSCTracer(backbone) as tracer:
+            start = time.perf_counter()
+            backbone(inputs)
+            mid = time.perf_counter()
+            samplings = tracer.sampling()
+            end = time.perf_counter()
+            for s in samplings:
+                sampling_density(s.positions[0], s.grid[0], s.stride, inputs.shape[-2:])
+            for key, t in zip(times, (mid - start, end - mid, time.perf_counter() - end)):
+                times[key].append(t * 1e3)
+    cost = {key: float(np.median(t)) for key, t in times.items()}
+    cost['ratio'] = (cost['positions_ms'] + cost['density_ms']) / cost['forward_ms']
+    return samplings, cost
 
 
 def load_input(cfg, model, image: str):
@@ -77,7 +104,7 @@ def main(argv=None):
             except CheckpointError as err:
                 sys.exit(f'dsc_maps: error: {err}')
         inputs, image = load_input(cfg, model, args.image)
-        return dsc_maps(find_backbone(model), inputs.to(args.device), args.repeat), inputs, image
+        return traced_maps(find_backbone(model), inputs.to(args.device), args.repeat), inputs, image
 
     (samplings, cost), inputs, image = run(args.checkpoint)
     if not samplings:

@@ -1,10 +1,14 @@
-"""The measurements the benchmarks share (plugin.utils.benchmark)."""
+"""The measurements the benchmarks share (tools/benchmark/timing.py)."""
 import time
 
+import pytest
 import torch
 from torch import nn
 
-from plugin.utils.benchmark import saved_activation_mb, timed_in_turns
+from conftest import load_tool
+
+timing = load_tool('tools/benchmark/timing.py')
+saved_activation_mb, timed_in_turns = timing.saved_activation_mb, timing.timed_in_turns
 
 
 def test_timed_in_turns_runs_the_functions_in_turn_and_takes_medians():
@@ -13,6 +17,40 @@ def test_timed_in_turns_runs_the_functions_in_turn_and_takes_medians():
     ms = timed_in_turns(fns, 'cpu', repeat=3, warmup=1)
     assert calls == ['a', 'b'] * 4
     assert len(ms) == 2 and ms[1] >= 20 > ms[0]
+
+
+class Probe(nn.Module):
+    """``x * w``; records its mode, whether grad is on, and the gradient its output receives."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+        self.calls, self.grads = [], []
+
+    def forward(self, x):
+        y = x * self.w
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        if y.requires_grad:
+            y.register_hook(lambda g: self.grads.append(g.clone()))
+        return y
+
+
+@pytest.mark.parametrize('grad', [None, torch.tensor([1., 2., 3.])])
+def test_timed_steps_train_step_backprops_and_drops_gradients(grad):
+    probes = [Probe(), Probe().eval()]
+    ms = timing.timed_steps(probes, torch.ones(3), 'cpu', repeat=2, warmup=1, train=True,
+                            grad=grad)
+    assert len(ms) == 2
+    expected = torch.full((3, ), 1 / 3) if grad is None else grad  # the output's mean, or grad
+    for probe in probes:
+        assert probe.calls == [(True, True)] * 3 and probe.w.grad is None
+        assert all(torch.equal(g, expected) for g in probe.grads) and len(probe.grads) == 3
+
+
+def test_timed_steps_inference_runs_in_eval_mode_without_grad():
+    probes = [Probe(), Probe()]
+    timing.timed_steps(probes, torch.ones(3), 'cpu', repeat=1, warmup=0, train=False)
+    assert all(probe.calls == [(False, False)] and not probe.grads for probe in probes)
 
 
 def test_saved_activation_mb_counts_saved_activations_not_parameters():

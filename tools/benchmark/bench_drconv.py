@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from plugin.utils.benchmark import timed_in_turns  # noqa: E402
+from timing import timed_steps  # noqa: E402
 
 
 def build(variant, args, regions):
@@ -33,19 +33,9 @@ def build(variant, args, regions):
 
 def measure_times(modules, x, device, repeat):
     """Median milliseconds of a training step and of an inference forward of each module."""
-
-    def train(module):
-        return lambda: module(x).sum().backward()
-
-    def infer(module):
-        def run():
-            with torch.no_grad():
-                module(x)
-        return run
-
-    return {kind: dict(zip(modules, timed_in_turns([step(m) for m in modules.values()], device,
-                                                   repeat)))
-            for kind, step in (('train', train), ('infer', infer))}
+    return {kind: dict(zip(modules, timed_steps(list(modules.values()), x, device, repeat,
+                                                train=train)))
+            for kind, train in (('train', True), ('infer', False))}
 
 
 def measure_memory(module, x, device):

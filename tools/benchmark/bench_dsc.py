@@ -35,7 +35,7 @@ import plugin.layers.dynamic_stride_conv as dsc_module  # noqa: E402
 from plugin.backbones import DSCResNet  # noqa: E402
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d  # noqa: E402
 from plugin.layers.dynamic_stride_conv import grid_centres  # noqa: E402
-from plugin.utils.benchmark import saved_activation_mb, timed_in_turns  # noqa: E402
+from timing import saved_activation_mb, timed_in_turns, timed_steps  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -90,8 +90,6 @@ def resnet50_shapes(args):
             ('layer3 3x3 256->256', 256, 256, 3, size // 8),
             ('layer4 3x3 512->512', 512, 512, 3, size // 16)]
             if not args.convs or any(c in s[0] for c in args.convs)]
-
-
 
 
 def table(title, header, rows):
@@ -156,26 +154,14 @@ def group_layer(args, device):
         x.requires_grad_(cin > 3)
         grad = torch.randn(args.batch, cout, (size - 1) // 2 + 1, (size - 1) // 2 + 1,
                            device=device)
-
-        def train(m):
-            return lambda: torch.autograd.backward(m(x), grad)
-
-        def infer(m):
-            def run():
-                with torch.no_grad():
-                    m(x)
-            return run
-
-        t = timed_in_turns([train(conv), train(dsc), infer(conv), infer(dsc)], device,
-                           args.repeat, args.warmup)
+        t = timed_steps([conv, dsc], x, device, args.repeat, args.warmup, True, grad) + \
+            timed_steps([conv, dsc], x, device, args.repeat, args.warmup, False)
         rows.append([name, layout, f'{t[0]:.1f}', f'{t[1]:.1f}', f'**{t[1] / t[0]:.2f}**',
                      f'{t[2]:.1f}', f'{t[3]:.1f}', f'{t[3] / t[2]:.2f}'])
     table(f'layer: DynamicStrideConv2d (offset branch included) vs nn.Conv2d, batch {args.batch}'
           f', ResNet-50 shapes at {args.size}px',
           ['conv', 'input', 'train conv ms', 'train DSC ms', 'train x', 'infer conv ms',
            'infer DSC ms', 'infer x'], rows)
-
-
 
 
 def group_backbone(args, device):
@@ -203,21 +189,8 @@ def group_backbone(args, device):
             for layer in m.modules():
                 if isinstance(layer, DynamicStrideConv2d):
                     torch.nn.init.normal_(layer.conv_offset.weight, std=0.01)
-            m.train()
-
-        def train(m):
-            return lambda: sum(o.float().mean() for o in m(x)).backward()
-
-        def infer(m):
-            def run():
-                with torch.no_grad():
-                    m(x)
-            return run
-
-        t_train = timed_in_turns([train(m) for m in models], device, args.repeat, args.warmup)
-        for m in models:
-            m.eval()
-        t_infer = timed_in_turns([infer(m) for m in models], device, args.repeat, args.warmup)
+        t_train = timed_steps(models, x, device, args.repeat, args.warmup, train=True)
+        t_infer = timed_steps(models, x, device, args.repeat, args.warmup, train=False)
         for m in models:
             m.train()
         mem = [saved_activation_mb(m, x) for m in models]

@@ -21,7 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.backbones import SKNet  # noqa: E402
 from plugin.necks import SKFPN  # noqa: E402
-from plugin.utils.benchmark import saved_activation_mb, timed_in_turns  # noqa: E402
+from timing import saved_activation_mb, timed_steps  # noqa: E402
 
 NECK_IN = [256, 512, 1024, 2048]
 
@@ -43,23 +43,6 @@ def groups(args):
 
 def train_step(model, inputs):
     sum(o.float().mean() for o in model(inputs)).backward()
-
-
-def timed(models, inputs, device, args, train):
-    """Median milliseconds of one training step or inference forward per model, in turns."""
-    for model in models:
-        model.train(train)
-
-    def call(model):
-        if train:
-            return lambda: train_step(model, inputs)
-
-        def infer():
-            with torch.no_grad():
-                model(inputs)
-        return infer
-
-    return timed_in_turns([call(m) for m in models], device, args.repeat, args.warmup)
 
 
 def peak_mb(model, inputs, device):
@@ -93,8 +76,8 @@ def main():
         torch.manual_seed(0)
         models = [build().to(device) for _, build in builders]
         inputs = inputs.to(device) if torch.is_tensor(inputs) else [x.to(device) for x in inputs]
-        infer = timed(models, inputs, device, args, train=False)
-        train = timed(models, inputs, device, args, train=True)
+        infer = timed_steps(models, inputs, device, args.repeat, args.warmup, train=False)
+        train = timed_steps(models, inputs, device, args.repeat, args.warmup, train=True)
         for model in models:
             model.train()  # mmdet's ResNet.train() returns None: not chained
         results = [dict(infer=infer[j], train=train[j], saved=saved_activation_mb(model, inputs))

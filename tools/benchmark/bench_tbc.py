@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.backbones import TiedResNet  # noqa: E402
 from plugin.layers import TiedBlockConv2d  # noqa: E402
-from plugin.utils.benchmark import timed_steps  # noqa: E402
+from timing import timed_steps  # noqa: E402
 
 
 def conv_table(args, device):

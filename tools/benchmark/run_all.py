@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from plugin.backbones import DRResNet, DSCResNet, SKNet, TiedResNet  # noqa: E402
 from plugin.layers import (DRConv2d, DynamicStrideConv2d, SKConv2d,  # noqa: E402
                            TiedBlockConv2d)
-from plugin.utils.benchmark import timed_steps  # noqa: E402
+from timing import timed_steps  # noqa: E402
 
 Builder = Callable[[], nn.Module]
 

@@ -1,8 +1,9 @@
-"""Measurements shared by the benchmarks in ``tools/benchmark/``: median times of callables that
-take turns, and the activation memory autograd keeps for backward."""
+"""Measurements shared by the benchmarks in this folder: median times of callables that take
+turns, and the activation memory autograd keeps for backward. The scripts beside it import it as
+``from timing import ...`` (a script's own folder is the first entry of its ``sys.path``)."""
 import statistics
 import time
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -28,11 +29,13 @@ def timed_in_turns(fns: Sequence[Callable[[], object]], device: torch.device, re
     return [statistics.median(t) for t in times]
 
 
-def timed_steps(modules: Sequence[nn.Module], inputs: torch.Tensor, device: torch.device,
-                repeat: int, warmup: int = 1, train: bool = True) -> List[float]:
-    """:func:`timed_in_turns` of one training step (forward, the mean of every output summed,
-    backward, gradients dropped) or one inference forward (``no_grad``) of each module, the
-    modules put in train or eval mode accordingly."""
+def timed_steps(modules: Sequence[nn.Module], inputs, device: torch.device, repeat: int,
+                warmup: int = 1, train: bool = True,
+                grad: Optional[torch.Tensor] = None) -> List[float]:
+    """:func:`timed_in_turns` of one training step (forward, backward of the mean of every output
+    summed, or of ``grad`` as the output's gradient, gradients dropped) or one inference forward
+    (``no_grad``) of each module, the modules put in train or eval mode accordingly. ``inputs``:
+    the modules' one argument (a tensor, or a list of them for a neck)."""
     for m in modules:
         m.train(train)
 
@@ -40,8 +43,11 @@ def timed_steps(modules: Sequence[nn.Module], inputs: torch.Tensor, device: torc
         def step():
             if train:
                 out = module(inputs)
-                outs = out if isinstance(out, (tuple, list)) else (out, )
-                sum(o.float().mean() for o in outs).backward()
+                if grad is not None:
+                    torch.autograd.backward(out, grad)
+                else:
+                    outs = out if isinstance(out, (tuple, list)) else (out, )
+                    sum(o.float().mean() for o in outs).backward()
                 module.zero_grad(set_to_none=True)
             else:
                 with torch.no_grad():

@@ -4,18 +4,21 @@ Detections come as a COCO results json (a list of ``{image_id, category_id, bbox
 score}``) or as the pkl written by ``tools/test.py --out`` (mmdet's ``DumpDetResults``: a list of
 ``{img_id, pred_instances: {bboxes (xyxy), scores, labels, masks (RLE)}}``). Labels of the pkl
 map to the annotation file's categories in ascending id order, as mmdet's ``CocoDataset`` does
-when the config's classes are the file's categories.
+when the config's classes are the file's categories. A pkl is read with
+:mod:`plugin.utils.safe_pickle`: one that would call anything else than the constructors of those
+objects is refused without running it.
 """
 import contextlib
 import io
 import json
 import os.path as osp
-import pickle
 from typing import List
 
 import numpy as np
 from pycocotools.coco import COCO
 
+from ..utils.safe_pickle import ForbiddenGlobalError
+from ..utils.safe_pickle import load as load_pickle
 from .occlusion import OcclusionEvalError
 
 
@@ -77,7 +80,9 @@ def load_detections(path: str, coco_gt: COCO, iou_type: str) -> List[dict]:
     if path.endswith(('.pkl', '.pickle')):
         with open(path, 'rb') as f:
             try:
-                data = pickle.load(f)
+                data = load_pickle(f)
+            except ForbiddenGlobalError as e:
+                raise OcclusionEvalError(f'{path} is refused: {e}') from None
             except Exception as e:  # any unpickling failure means: not our pkl
                 raise OcclusionEvalError(f'{path} is not a readable pkl: {e}') from None
         if not isinstance(data, list):

@@ -12,6 +12,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from .stage_args import per_stage, resnet_stage_args
+from .zero_init import ZeroInitResidualMixin
 
 
 def _drconv(drconv: dict, in_channels: int, out_channels: int, stride: int, dilation: int,
@@ -49,7 +50,7 @@ class DRBottleneck(Bottleneck):
 
 
 @MODELS.register_module()
-class DRResNet(ResNet):
+class DRResNet(ZeroInitResidualMixin, ResNet):
     """ResNet with DRConv 3x3 convolutions (mmdet ``ResNet`` interface, mmdet and mmseg configs).
 
     ``dict(type='DRResNet', depth=50)`` puts DRConv (``m = 8``) in the 3x3 convs of stages 2-4,
@@ -87,17 +88,9 @@ class DRResNet(ResNet):
         self.drconv = drconv
         self.stage_with_drconv = per_stage('DRResNet', 'stage_with_drconv', stage_with_drconv,
                                            (False, True, True, True), kwargs['num_stages'])
-        # mmdet zero-initialises the last norm of a block only for its own block classes
-        zero_init = kwargs.get('zero_init_residual', True) and kwargs.get('init_cfg') is None \
-            and kwargs.get('pretrained') is None
-        block = self.arch_settings[depth][0]
-        self._zero_init_cfg = dict(type='Constant', val=0, override=dict(
-            name='norm2' if block is DRBasicBlock else 'norm3')) if zero_init else None
         super().__init__(depth=depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
-        stage = (kwargs['planes'] // self.base_channels).bit_length() - 1
+        stage = len(self.res_layers)  # ResNet.__init__ appends the stage's name after this call
         with_drconv = self.drconv is not None and self.stage_with_drconv[stage]
-        return super().make_res_layer(
-            drconv=self.drconv if with_drconv else None,
-            **dict(kwargs, init_cfg=kwargs['init_cfg'] or self._zero_init_cfg))
+        return super().make_res_layer(drconv=self.drconv if with_drconv else None, **kwargs)

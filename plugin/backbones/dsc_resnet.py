@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..layers.dynamic_stride_conv import DynamicStrideConv2d, dsc_conv2d
 from .stage_args import per_stage, resnet_stage_args
+from .zero_init import ZeroInitResidualMixin
 
 
 class DSCShortcut(nn.Conv2d):
@@ -82,7 +83,7 @@ class DSCBottleneck(Bottleneck):
 
 
 @MODELS.register_module()
-class DSCResNet(ResNet):
+class DSCResNet(ZeroInitResidualMixin, ResNet):
     """ResNet with Dynamic Stride Convolutions, mmdet ResNet's interface (mmdet and mmseg).
 
     ``dict(type='DSCResNet', depth=50)`` is ResNet-50 whose stride-2 convs of stages 2-4 are DSC;
@@ -132,8 +133,6 @@ class DSCResNet(ResNet):
         self.dsc = {'type': 'DSC', **dsc}
         self.stage_with_dsc = stage_with_dsc
         self.dsc_stem = dsc_stem
-        # mmdet applies zero_init_residual only to its own block classes: redo it for ours
-        self._block_init = kwargs.get('init_cfg') is None and kwargs.get('pretrained') is None
         super().__init__(depth, **kwargs)
 
     def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
@@ -146,8 +145,6 @@ class DSCResNet(ResNet):
                 padding=conv.padding, bias=conv.bias is not None))
 
     def make_res_layer(self, **kwargs) -> ResLayer:
-        stage = len(self.res_layers)
-        if self.zero_init_residual and self._block_init and kwargs.get('init_cfg') is None:
-            last_norm = 'norm2' if self.block is DSCBasicBlock else 'norm3'
-            kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name=last_norm))
-        return ResLayer(dsc=self.dsc if self.stage_with_dsc[stage] else None, **kwargs)
+        stage = len(self.res_layers)  # ResNet.__init__ appends the stage's name after this call
+        return super().make_res_layer(dsc=self.dsc if self.stage_with_dsc[stage] else None,
+                                      **kwargs)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..layers.sk_conv import SKConv2d
 from .stage_args import resnet_stage_args
+from .zero_init import ZeroInitResidualMixin
 
 
 class SKBottleneck(ResNeXtBottleneck):
@@ -44,7 +45,7 @@ class SKBottleneck(ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class SKNet(ResNeXt):
+class SKNet(ZeroInitResidualMixin, ResNeXt):
     """SKNet-50/101 with mmdet ResNet's interface (mmdet and mmseg configs).
 
     ``dict(type='SKNet', depth=50)`` is the paper's SKNet-50: ResNeXt-50 32x4d whose 3x3 convs
@@ -83,15 +84,8 @@ class SKNet(ResNeXt):
         self.num_branches = num_branches
         self.reduction = reduction
         self.min_dim = min_dim
-        # mmdet's ResNet zero-inits the last BN of its own Bottleneck class only (so ResNeXt
-        # never does); honour zero_init_residual for SK blocks when initialising from scratch
-        self._zero_init_norm3 = (kwargs.get('zero_init_residual', True)
-                                 and kwargs.get('init_cfg') is None
-                                 and kwargs.get('pretrained') is None)
         super().__init__(depth=depth, groups=groups, base_width=base_width, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
-        if self._zero_init_norm3:
-            kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name='norm3'))
         return super().make_res_layer(num_branches=self.num_branches, reduction=self.reduction,
                                       min_dim=self.min_dim, **kwargs)

@@ -1,5 +1,6 @@
 """Occlusion ratio r = Σ_{i<j} |b_i ∩ b_j| / Σ_i |b_i| on hand-made images."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -91,12 +92,27 @@ def test_buckets():
     assert bucket_name(0.4, math.inf, cumulative=True) == '>=0.4'
 
 
-@pytest.mark.parametrize('bins', [[0.5], [0, 0.4, 0.2], [-1, 0, 1], ['a', 1]])
-def test_bad_bins(bins):
-    with pytest.raises(OcclusionEvalError, match='bins'):
+@pytest.mark.parametrize('bins, message', [
+    ([0.5], 'at least two'), ([0, 0.4, 0.2], 'strictly increasing'), ([-1, 0, 1], 'non-negative'),
+    (['a', 1], 'bins must be numbers'),
+    ('05', "bins must be a list of edges, got the string '05'"),  # not the edges [0, 5]
+    ([0, float('nan')], 'bins must be numbers, got NaN'), ([0, 'nan', 1], 'got NaN'),
+])
+def test_bad_bins(bins, message):
+    with pytest.raises(OcclusionEvalError, match=re.escape(message)):
         bucket_ranges(bins)
 
 
 def test_bad_overlap():
     with pytest.raises(OcclusionEvalError, match='overlap'):
         image_occlusion_ratios(make_coco({1: []}), overlap='area')
+
+
+def test_mask_overlap_without_masks_names_the_annotation():
+    coco = make_coco({1: [(0, 0, 10, 10, 0), (5, 0, 10, 10, 0)], 2: [(0, 0, 4, 4, 1)]})
+    del coco.anns[2]['segmentation']
+    del coco.anns[3]['segmentation']  # a crowd box: not used by the ratio
+    with pytest.raises(OcclusionEvalError,
+                       match=r"annotation 2 of image 1 has no segmentation .*overlap='mask'"):
+        image_occlusion_ratios(coco, overlap='mask')
+    assert image_occlusion_ratios(coco, [2], overlap='mask') == {2: (0.0, 0)}

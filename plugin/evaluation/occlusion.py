@@ -67,13 +67,27 @@ def mask_occlusion_ratio(rles: Sequence[dict]) -> float:
     return inter / total
 
 
+def check_masks(coco: COCO, img_ids: Optional[Sequence[int]], needed_for: str,
+                crowd: bool = True, source: str = 'the ground truth') -> None:
+    """Raise if an annotation of ``img_ids`` (crowd ones too if ``crowd``) has no mask."""
+    for img_id in (coco.getImgIds() if img_ids is None else img_ids):
+        for a in coco.imgToAnns.get(img_id, []):
+            if 'segmentation' not in a and (crowd or not a.get('iscrowd', 0)):
+                raise OcclusionEvalError(
+                    f'{source}: annotation {a.get("id")} of image {img_id} has no segmentation '
+                    f'(masks are needed for {needed_for})')
+
+
 def image_occlusion_ratios(coco: COCO, img_ids: Optional[Sequence[int]] = None,
                            overlap: str = 'box') -> Dict[int, tuple]:
     """``{img_id: (r, num_instances)}`` over the non-crowd ground truth of ``coco``."""
     if overlap not in OVERLAPS:
         raise OcclusionEvalError(f'overlap must be one of {OVERLAPS}, got {overlap!r}')
+    img_ids = coco.getImgIds() if img_ids is None else img_ids
+    if overlap == 'mask':
+        check_masks(coco, img_ids, "overlap='mask'", crowd=False)
     out = {}
-    for img_id in (coco.getImgIds() if img_ids is None else img_ids):
+    for img_id in img_ids:
         anns = [a for a in coco.imgToAnns.get(img_id, []) if not a.get('iscrowd', 0)]
         if overlap == 'box':
             r = box_occlusion_ratio(np.array([a['bbox'] for a in anns]))
@@ -88,10 +102,14 @@ def bucket_ranges(bins: Sequence[float], cumulative: bool = False) -> List[tuple
 
     Edges may be numbers or strings such as ``'inf'`` (configs cannot write ``math.inf``).
     """
+    if isinstance(bins, (str, bytes)):  # '05' would iterate into the edges [0, 5]
+        raise OcclusionEvalError(f'bins must be a list of edges, got the string {bins!r}')
     try:
         edges = [float(b) for b in bins]
     except (TypeError, ValueError):
         raise OcclusionEvalError(f'bins must be numbers, got {bins!r}') from None
+    if any(math.isnan(b) for b in edges):
+        raise OcclusionEvalError(f'bins must be numbers, got NaN in {list(bins)}')
     if len(edges) < 2 or edges[0] < 0 or any(b >= c for b, c in zip(edges, edges[1:])):
         raise OcclusionEvalError(
             f'bins must be at least two non-negative, strictly increasing edges, got {list(bins)}')
@@ -213,7 +231,9 @@ def evaluate_by_occlusion(coco_gt: COCO,
         iou_type: ``'bbox'`` or ``'segm'``.
         bins: bucket edges, ``lo <= r < hi``; ``cumulative=True`` makes the buckets ``r >= edge``.
         overlap: ``'box'`` or ``'mask'``: which areas define the occlusion ratio.
-        img_ids, cat_ids, max_dets, iou_thrs: ``COCOeval.params`` (default: pycocotools').
+        img_ids: the images evaluated (default: every image of ``coco_gt``); the buckets and
+            the overall row count only these.
+        cat_ids, max_dets, iou_thrs: ``COCOeval.params`` (default: pycocotools').
         ratios: precomputed :func:`image_occlusion_ratios` (they depend on the ground truth only).
         backend: ``'pycocotools'`` or ``'faster-coco-eval'`` (same numbers, if installed).
 
@@ -228,6 +248,12 @@ def evaluate_by_occlusion(coco_gt: COCO,
         raise OcclusionEvalError(f'backend must be one of {BACKENDS}, got {backend!r}')
     ranges = bucket_ranges(bins, cumulative)
     img_ids = sorted(coco_gt.getImgIds() if img_ids is None else img_ids)
+    unknown = sorted(set(img_ids) - set(coco_gt.getImgIds()))
+    if unknown:
+        raise OcclusionEvalError(f'{len(unknown)} evaluated image id(s) are not in the '
+                                 f'annotation file, e.g. {unknown[:5]}')
+    if iou_type == 'segm':
+        check_masks(coco_gt, img_ids, "iou_type='segm'")
     if ratios is None:
         ratios = image_occlusion_ratios(coco_gt, img_ids, overlap)
     evaluate = _pycocotools_stats if backend == 'pycocotools' else _faster_coco_eval_stats

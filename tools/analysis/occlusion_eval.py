@@ -6,6 +6,8 @@
 
 report.json: {"buckets": [{"lo", "hi", "name", "num_images", "num_instances", "AP", "AP50",
 "AP75", "APs", "APm", "APl", "AR1", ...}], "overall": {...}, ...}; null = no ground truth.
+A pkl is evaluated on the images of its entries; a json on every image of GT_JSON (pycocotools'
+meaning), or with --only-result-images on those it has detections for.
 """
 import argparse
 import json
@@ -17,8 +19,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from plugin.evaluation.occlusion import (DEFAULT_BINS, OcclusionEvalError,  # noqa: E402
-                                         bucket_ranges, evaluate_by_occlusion, format_report,
-                                         image_occlusion_ratios, load_results)
+                                         bucket_ranges, check_masks, evaluate_by_occlusion,
+                                         format_report, image_occlusion_ratios, load_results)
 from plugin.evaluation.results_io import load_detections, load_gt  # noqa: E402
 
 
@@ -35,6 +37,10 @@ def parse_args(argv=None):
                         help='areas that define r')
     parser.add_argument('--backend', choices=['pycocotools', 'faster-coco-eval'],
                         default='pycocotools')
+    parser.add_argument('--only-result-images', action='store_true',
+                        help='a results json covers only the images it has detections on '
+                        '(default: every image of GT_JSON, as pycocotools; a pkl always covers '
+                        'the images of its entries)')
     parser.add_argument('--out', help='write the report json here')
     parser.add_argument('--plot', help='write the AP-vs-occlusion plot (PNG) here')
     parser.add_argument('--title', help='title of the plot (default: the RESULTS file name)')
@@ -57,9 +63,19 @@ def dataset_stats(coco, args) -> str:
                      f'{sum(ratios[i][1] for i in ids):7d} instances')
     if args.dataset_stats:
         from plugin.visualization import plot_ratio_histogram
-        plot_ratio_histogram(rs, args.bins, args.dataset_stats, title=osp.basename(args.gt))
+        write(args.dataset_stats, '--dataset-stats', lambda p: plot_ratio_histogram(
+            rs, args.bins, p, title=osp.basename(args.gt)))
         lines.append(f'histogram: {args.dataset_stats}')
     return '\n'.join(lines)
+
+
+def write(path: str, what: str, write_fn) -> None:
+    """Run ``write_fn(path)``; an unwritable path is a user error, not a traceback."""
+    try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        write_fn(path)
+    except OSError as e:
+        raise OcclusionEvalError(f'cannot write {what} {path}: {e.strerror or e}') from None
 
 
 def main(argv=None):
@@ -68,27 +84,44 @@ def main(argv=None):
         bucket_ranges(args.bins, args.cumulative)
         coco = load_gt(args.gt)
         if args.dataset_stats is not None:
+            if args.overlap == 'mask':
+                check_masks(coco, None, '--overlap mask', crowd=False, source=args.gt)
             print(dataset_stats(coco, args))
         if args.results is None:
             return
-        dets = load_detections(args.results, coco, args.iou_type)
+        dets, img_ids = load_detections(args.results, coco, args.iou_type,
+                                        args.only_result_images, gt_path=args.gt)
+        if args.overlap == 'mask':
+            check_masks(coco, img_ids, '--overlap mask', crowd=False, source=args.gt)
+        if args.iou_type == 'segm':
+            check_masks(coco, img_ids, '--iou-type segm', source=args.gt)
+        if not dets:
+            if img_ids == []:
+                raise OcclusionEvalError(f'{args.results} holds no detections and names no '
+                                         'image: nothing to evaluate')
+            print(f'occlusion_eval: warning: {args.results} holds no detections: AP is 0 in '
+                  'every bucket', file=sys.stderr)
         report = evaluate_by_occlusion(coco, load_results(coco, dets), args.iou_type,
                                        bins=args.bins, cumulative=args.cumulative,
-                                       overlap=args.overlap, backend=args.backend)
+                                       overlap=args.overlap, img_ids=img_ids,
+                                       backend=args.backend)
+        report.update(gt=args.gt, results=args.results, bins=[b if math.isfinite(b) else None
+                                                              for b in args.bins])
+        print(format_report(report))
+        if args.out:
+            def dump(path):
+                with open(path, 'w') as f:
+                    json.dump(report, f, indent=1)
+
+            write(args.out, '--out', dump)
+            print(f'report: {args.out}')
+        if args.plot:
+            from plugin.visualization import plot_occlusion_reports
+            title = args.title or osp.basename(args.results)
+            write(args.plot, '--plot', lambda p: plot_occlusion_reports([report], p, title=title))
+            print(f'plot: {args.plot}')
     except OcclusionEvalError as e:
         sys.exit(f'occlusion_eval: error: {e}')
-    report.update(gt=args.gt, results=args.results, bins=[b if math.isfinite(b) else None
-                                                          for b in args.bins])
-    print(format_report(report))
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
-        print(f'report: {args.out}')
-    if args.plot:
-        from plugin.visualization import plot_occlusion_reports
-        plot_occlusion_reports([report], args.plot, title=args.title or osp.basename(args.results))
-        print(f'plot: {args.plot}')
 
 
 if __name__ == '__main__':

@@ -60,25 +60,29 @@ class SKFPN(FPN):
                 for _ in range(self.backbone_end_level - self.start_level - 1)
             ])
 
-    def _top_down(self, i: int, lateral: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
-        """Level ``i`` of the top-down path from its lateral and the level above it."""
-        if 'scale_factor' in self.upsample_cfg:
-            up = F.interpolate(coarser, **self.upsample_cfg)
-        else:
-            up = F.interpolate(coarser, size=lateral.shape[2:], **self.upsample_cfg)
-        return self.fusions[i]([lateral, up]) if self.sk_fusion else lateral + up
-
     def forward(self, inputs: Tuple[torch.Tensor]) -> tuple:
         if len(inputs) != len(self.in_channels):
             raise ValueError(f'SKFPN expects {len(self.in_channels)} inputs, got {len(inputs)}')
         for i, (x, channels) in enumerate(zip(inputs, self.in_channels)):
             check_input(f'SKFPN (input {i})', x, channels, f'in_channels[{i}]')
+        if not self.sk_fusion:
+            return super().forward(inputs)  # mmdet's FPN, through the SK output convs
+        return self._forward_sk_fusion(inputs)
+
+    def _forward_sk_fusion(self, inputs: Tuple[torch.Tensor]) -> tuple:
+        """mmdet's ``FPN.forward`` with SK selection in place of the top-down sum. mmdet's FPN
+        builds its top-down path inline, so the levels after it are built here as there."""
         laterals = [conv(inputs[i + self.start_level])
                     for i, conv in enumerate(self.lateral_convs)]
         for i in range(len(laterals) - 2, -1, -1):
-            laterals[i] = self._top_down(i, laterals[i], laterals[i + 1])
+            if 'scale_factor' in self.upsample_cfg:
+                up = F.interpolate(laterals[i + 1], **self.upsample_cfg)
+            else:
+                up = F.interpolate(laterals[i + 1], size=laterals[i].shape[2:],
+                                   **self.upsample_cfg)
+            laterals[i] = self.fusions[i]([laterals[i], up])
         outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals)]
-        # extra levels, as in FPN: max-pooling, or stride-2 (SK) convs on the chosen source
+        # extra levels: max-pooling, or stride-2 (SK) convs on the chosen source
         if not self.add_extra_convs:
             while len(outs) < self.num_outs:
                 outs.append(F.max_pool2d(outs[-1], 1, stride=2))

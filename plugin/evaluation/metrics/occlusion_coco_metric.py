@@ -1,7 +1,7 @@
 """mmdet's ``CocoMetric`` plus COCO AP per occlusion bucket (:mod:`plugin.evaluation.occlusion`)."""
 import os.path as osp
 import tempfile
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from mmdet.evaluation import CocoMetric
 from mmengine.fileio import load
@@ -23,6 +23,11 @@ class OcclusionCocoMetric(CocoMetric):
     (e.g. ``occlusion/0.2-0.4/bbox_AP``) and ``occlusion/{bucket}/num_images``. Undefined numbers
     (a bucket without ground truth) are -1, as in COCO's own summary. The full reports of the last
     evaluation are kept in :attr:`reports` for hooks that plot them.
+
+    Every number, the usual COCO keys included, is computed over the images evaluated (those of
+    the results gathered from all ranks), not over every image of the annotation file as
+    ``CocoMetric`` does. With ``format_only=True`` it only writes the results files, as
+    ``CocoMetric``, and returns ``{}``.
 
     Args:
         bins: bucket edges of the occlusion ratio r, ``lo <= r < hi``.
@@ -57,7 +62,7 @@ class OcclusionCocoMetric(CocoMetric):
         self.occlusion_only = occlusion_only
         self.backend = backend
         self.reports: Dict[str, dict] = {}
-        self._ratios: Optional[dict] = None
+        self._ratios: Dict[int, tuple] = {}  # by image id; they depend on the ground truth only
 
     def evaluate(self, size: int) -> dict:
         # BaseMetric prefixes every key with 'coco/'; the bucket keys stand on their own.
@@ -67,8 +72,9 @@ class OcclusionCocoMetric(CocoMetric):
                 for k, v in metrics.items()}
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
+        if self.format_only:  # as CocoMetric: write the results files, evaluate nothing
+            return {} if self.occlusion_only else super().compute_metrics(results)
         logger = MMLogger.get_current_instance()
-        metrics = {} if self.occlusion_only else super().compute_metrics(results)
         gts, preds = zip(*results)
         with tempfile.TemporaryDirectory() as tmp:
             prefix = osp.join(tmp, 'results')
@@ -77,10 +83,10 @@ class OcclusionCocoMetric(CocoMetric):
                 self._coco_api = COCO(self.gt_to_coco_json(gt_dicts=gts, outfile_prefix=prefix))
             if self.cat_ids is None:
                 self.cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
-            if self.img_ids is None:
-                self.img_ids = self._coco_api.get_img_ids()
-            if self._ratios is None:
-                self._ratios = image_occlusion_ratios(self._coco_api, self.img_ids, self.overlap)
+            img_ids = self._evaluated_img_ids(preds)
+            metrics = {} if self.occlusion_only else self._coco_metrics(results, img_ids)
+            missing = [i for i in img_ids if i not in self._ratios]
+            self._ratios.update(image_occlusion_ratios(self._coco_api, missing, self.overlap))
             result_files = self.results2json(preds, prefix)
             dts = {t: load(result_files[t]) for t in IOU_TYPES if t in result_files}
 
@@ -94,7 +100,7 @@ class OcclusionCocoMetric(CocoMetric):
             report = evaluate_by_occlusion(
                 self._coco_api, load_results(self._coco_api, dts[iou_type]), iou_type,
                 bins=self.bins, cumulative=self.cumulative, overlap=self.overlap,
-                img_ids=self.img_ids, cat_ids=self.cat_ids, max_dets=self.proposal_nums,
+                img_ids=img_ids, cat_ids=self.cat_ids, max_dets=self.proposal_nums,
                 iou_thrs=self.iou_thrs, ratios=self._ratios, backend=self.backend)
             self.reports[iou_type] = report
             logger.info(f'{iou_type} AP by occlusion ratio ({self.overlap} overlap):\n'
@@ -105,3 +111,21 @@ class OcclusionCocoMetric(CocoMetric):
                     v = b[stat]
                     metrics[f"occlusion/{b['name']}/{iou_type}_{stat}"] = -1.0 if v is None else v
         return metrics
+
+    def _evaluated_img_ids(self, preds: Sequence[dict]) -> List[int]:
+        """The images of the (gathered) results, which must be in the ground truth."""
+        img_ids = sorted({int(p['img_id']) for p in preds})
+        unknown = sorted(set(img_ids) - set(self._coco_api.get_img_ids()))
+        if unknown:
+            raise ValueError(f'OcclusionCocoMetric: {len(unknown)} evaluated image id(s) are not '
+                             f'in the annotation file, e.g. {unknown[:5]}')
+        return img_ids
+
+    def _coco_metrics(self, results: list, img_ids: List[int]) -> Dict[str, float]:
+        """CocoMetric's own keys over the evaluated images (CocoMetric takes every image of
+        the annotation file, counting the objects of images it never saw as misses)."""
+        every_img_id, self.img_ids = self.img_ids, img_ids
+        try:
+            return super().compute_metrics(results)
+        finally:
+            self.img_ids = every_img_id

@@ -1,0 +1,180 @@
+"""OcclusionCocoMetric and OcclusionEvalHook: only the images evaluated count (in one process and
+in two), format_only formats and evaluates nothing, and a model without a mask head asked for
+'segm' is refused before the first iteration."""
+import argparse
+import contextlib
+import io
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from pycocotools.cocoeval import COCOeval
+
+from conftest import DEMO_CFG, ROOT, data_options
+from plugin.datasets.occlusion_shapes import CLASSES, synthetic_detections
+from plugin.evaluation import OcclusionCocoMetric, OcclusionEvalHook
+from plugin.evaluation.occlusion import evaluate_by_occlusion, load_results
+from plugin.evaluation.results_io import load_gt
+
+SUBSET = [2, 3, 5, 7, 8]
+
+
+def data_samples(coco, img_ids, seed=0):
+    """The dicts a detector's DetDataSamples become in the evaluator, for ``img_ids``."""
+    dets = synthetic_detections(coco, 'bbox', seed=seed)
+    cat_ids = sorted(coco.getCatIds())
+    out = []
+    for img_id in img_ids:
+        img = coco.imgs[img_id]
+        mine = [d for d in dets if d['image_id'] == img_id]
+        boxes = torch.tensor([d['bbox'] for d in mine], dtype=torch.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        out.append(dict(img_id=img_id, ori_shape=(img['height'], img['width']),
+                        pred_instances=dict(
+                            bboxes=boxes, scores=torch.tensor([d['score'] for d in mine]),
+                            labels=torch.tensor([cat_ids.index(d['category_id']) for d in mine]))))
+    return out, [d for d in dets if d['image_id'] in img_ids]
+
+
+def run_metric(metric, samples, size=None):
+    """Process ``samples``, then evaluate the ``size`` samples of every rank."""
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, samples)
+    return metric.evaluate(len(samples) if size is None else size)
+
+
+def cocoeval_ap(coco, dets, img_ids):
+    ev = COCOeval(coco, load_results(coco, dets), 'bbox')
+    ev.params.imgIds = img_ids
+    ev.params.maxDets = [100, 300, 1000]
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats[0]
+
+
+def test_metric_counts_only_the_evaluated_images(shapes_data):
+    coco = load_gt(shapes_data['val'])
+    samples, dets = data_samples(coco, SUBSET)
+    metric = OcclusionCocoMetric(ann_file=shapes_data['val'])
+    metrics = run_metric(metric, samples)
+    report = metric.reports['bbox']
+    assert report['overall']['num_images'] == len(SUBSET)
+    assert sum(metrics[k] for k in metrics if k.endswith('num_images')) == len(SUBSET)
+    ref = evaluate_by_occlusion(coco, load_results(coco, dets), 'bbox', img_ids=SUBSET,
+                                max_dets=(100, 300, 1000))
+    assert [b['AP'] for b in report['buckets']] == [b['AP'] for b in ref['buckets']]
+    assert report['overall']['AP'] == ref['overall']['AP']
+    # the plain COCO keys too: over the 5 images, not the annotation file's 10
+    assert metrics['coco/bbox_mAP'] == round(cocoeval_ap(coco, dets, SUBSET), 3)
+    assert metrics['coco/bbox_mAP'] > round(cocoeval_ap(coco, dets, coco.getImgIds()), 3) + 0.1
+
+
+def test_two_processes_give_the_numbers_of_one(shapes_data, tmp_path):
+    """Results gathered from 2 gloo ranks (the second padded by a repeated sample, as a
+    distributed sampler does) give exactly the single-process numbers."""
+    coco = load_gt(shapes_data['val'])
+    metric = OcclusionCocoMetric(ann_file=shapes_data['val'])
+    single = run_metric(metric, data_samples(coco, SUBSET)[0])
+    out = tmp_path / 'metrics.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tests', 'occlusion_metric_worker.py'),
+                           shapes_data['val'], json.dumps(SUBSET), str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    two = json.loads(out.read_text())
+    assert two == pytest.approx(single)
+    assert sum(v for k, v in two.items() if k.endswith('num_images')) == len(SUBSET)
+
+
+def test_format_only_returns_nothing(shapes_data, tmp_path):
+    prefix = str(tmp_path / 'submission')
+    metric = OcclusionCocoMetric(ann_file=shapes_data['val'], format_only=True,
+                                 outfile_prefix=prefix)
+    samples = data_samples(load_gt(shapes_data['val']), SUBSET)[0]
+    assert run_metric(metric, samples) == {}
+    assert metric.reports == {}
+    assert len(json.load(open(prefix + '.bbox.json'))) > 0  # formatted, as CocoMetric does
+
+
+class Dataset(list):
+    metainfo = dict(classes=CLASSES)
+
+
+def test_hook_does_nothing_for_a_format_only_evaluator(shapes_data, tmp_path):
+    from mmdet.evaluation import CocoMetric
+    from mmengine.logging import MessageHub, MMLogger
+    coco_metric = CocoMetric(ann_file=shapes_data['val'], format_only=True,
+                             outfile_prefix=str(tmp_path / 'submission'))
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=[coco_metric]),
+                           dataloader=SimpleNamespace(dataset=Dataset(SUBSET)))
+    runner = SimpleNamespace(test_loop=loop, work_dir=str(tmp_path),
+                             message_hub=MessageHub.get_instance('format_only_hook'),
+                             logger=MMLogger.get_instance('format_only_hook'))
+    hook = OcclusionEvalHook(plot=False)
+    samples = data_samples(load_gt(shapes_data['val']), SUBSET)[0]
+    hook._process(runner, 'test', {}, [SimpleNamespace(to_dict=lambda s=s: s) for s in samples])
+    metrics = {}
+    hook.after_test_epoch(runner, metrics)
+    assert metrics == {} and not osp.exists(tmp_path / 'occlusion')
+
+
+def build_demo_runner(shapes_data, work_dir, *options):
+    from plugin.apis import add_runner_args, build_runner, load_config
+    parser = argparse.ArgumentParser()
+    parser.add_argument('config')
+    add_runner_args(parser)
+    args = parser.parse_args([DEMO_CFG, '--work-dir', str(work_dir), '--cfg-options',
+                              *data_options(shapes_data['root']), *options])
+    return build_runner(load_config(args))
+
+
+def test_hook_counts_only_the_evaluated_images(shapes_data, tmp_path):
+    """``indices=4``: the hook beside mmdet's CocoMetric reports the 4 images tested."""
+    runner = build_demo_runner(shapes_data, tmp_path, 'test_dataloader.dataset.indices=4',
+                               'model.test_cfg.score_thr=0')
+    metrics = runner.test()
+    assert sum(v for k, v in metrics.items()
+               if k.startswith('occlusion/') and k.endswith('/num_images')) == 4
+    report = json.load(open(tmp_path / 'occlusion' / 'test.json'))['bbox']
+    assert report['overall']['num_images'] == 4
+    assert sum(b['num_images'] for b in report['buckets']) == 4
+
+
+@pytest.mark.parametrize('mode', ['train', 'test'])
+def test_segm_without_mask_head_fails_before_the_first_iteration(shapes_data, tmp_path, mode):
+    runner = build_demo_runner(shapes_data, tmp_path, f'{mode}_evaluator.metric=[bbox,segm]'
+                               if mode == 'test' else 'val_evaluator.metric=[bbox,segm]')
+    steps = []
+    step = 'train_step' if mode == 'train' else 'test_step'
+    setattr(runner.model, step, lambda *args, **kwargs: steps.append(1))
+    evaluator = 'val_evaluator' if mode == 'train' else 'test_evaluator'
+    with pytest.raises(ValueError, match=rf"{evaluator}\.metric asks for 'segm' .* the model "
+                                         'RetinaNet has no mask head'):
+        getattr(runner, mode)()
+    assert steps == [] and runner.iter == 0
+
+
+@pytest.mark.parametrize('config, has_masks', [
+    ('retinanet/retinanet_r18_fpn_1x_coco.py', False),
+    ('mask_rcnn/mask-rcnn_r18_fpn_8xb8-amp-lsj-200e_coco.py', True),
+    ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', True),  # masks from its bbox_head.mask_head
+    ('solov2/solov2_r50_fpn_1x_coco.py', True),
+    ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', True),  # panoptic_head.mask_embed
+])
+def test_mask_predictors_are_recognised(config, has_masks):
+    import mmdet
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    from plugin.evaluation.hooks.occlusion_eval_hook import _predicts_masks
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', config))
+    assert _predicts_masks(MODELS.build(cfg.model)) is has_masks

@@ -7,7 +7,7 @@ from torch import nn
 
 from conftest import autocast_dtype
 from plugin.analysis import module_complexity
-from plugin.backbones import DRMobileNetV2, DRResNet, DRShuffleNetV2
+from plugin.backbones import DRMobileNetV2, DRResNet, DRShuffleNetV2, ShuffleV2Block
 from plugin.layers import DRConv2d
 
 
@@ -113,6 +113,18 @@ def test_shufflenetv2_interface():
                             (dict(frozen_stages=5), 'frozen_stages')]:
         with pytest.raises(ValueError, match=message):
             DRShuffleNetV2(**kwargs)
+
+
+def test_shufflenetv2_refuses_conv_cfg_with_drconv():
+    """Both would build the main branch's 1x1 convs: DRConv used to win silently."""
+    conv_cfg = dict(type='Conv2dAdaptivePadding')
+    for build in (lambda: DRShuffleNetV2(0.5, conv_cfg=conv_cfg),
+                  lambda: ShuffleV2Block(24, 48, 2, drconv=dict(region_num=2), conv_cfg=conv_cfg)):
+        with pytest.raises(ValueError, match=r'drconv and conv_cfg=.*main branch'):
+            build()
+    plain = DRShuffleNetV2(0.5, drconv=None, conv_cfg=conv_cfg)  # conv_cfg alone: every conv
+    assert {type(m.conv).__name__ for m in plain.modules() if hasattr(m, 'conv')} == \
+        {'Conv2dAdaptivePadding'}
 
 
 def test_mobilenetv2_drconv_placement_and_outputs():

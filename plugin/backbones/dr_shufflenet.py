@@ -22,6 +22,12 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
+def _check_pointwise(drconv: Optional[dict], conv_cfg: Optional[dict]) -> None:
+    if drconv is not None and conv_cfg is not None:
+        raise ValueError(f'drconv and conv_cfg={conv_cfg!r} both set the 1x1 convs of the main '
+                         'branch: give conv_cfg=None with drconv, or drconv=None')
+
+
 class ShuffleV2Block(BaseModule):
     """ShuffleNetV2 unit (Fig. 3c/d): stride 1 splits the channels and transforms one half;
     stride 2 transforms both copies of the input. Concatenation, then a channel shuffle."""
@@ -43,6 +49,7 @@ class ShuffleV2Block(BaseModule):
         if stride == 1 and in_channels != out_channels:
             raise ValueError(f'a stride-1 unit keeps the width: in_channels={in_channels}, '
                              f'out_channels={out_channels}')
+        _check_pointwise(drconv, conv_cfg)
         self.stride, self.with_cp = stride, with_cp
         common = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
         pointwise = dict(type='DRConv', **drconv) if drconv is not None else conv_cfg
@@ -91,8 +98,10 @@ class DRShuffleNetV2(BaseModule):
         widen_factor: 0.5, 1.0, 1.5 or 2.0.
         drconv: arguments of :class:`~plugin.layers.DRConv2d` for the main branch's 1x1 convs,
             or ``None``.
-        out_indices, frozen_stages, conv_cfg, norm_cfg, act_cfg, norm_eval, with_cp, init_cfg:
-            as mmdet's ``MobileNetV2``.
+        conv_cfg: as mmdet's ``MobileNetV2``, for every conv; ``None`` when ``drconv`` is given
+            (both would build the main branch's 1x1 convs: a ``ValueError``).
+        out_indices, frozen_stages, norm_cfg, act_cfg, norm_eval, with_cp, init_cfg: as mmdet's
+            ``MobileNetV2``.
     """
 
     arch_settings = {
@@ -126,6 +135,7 @@ class DRShuffleNetV2(BaseModule):
                              f'{out_indices!r}')
         if frozen_stages not in range(-1, 5):
             raise ValueError(f'frozen_stages must be in range(-1, 5), got {frozen_stages!r}')
+        _check_pointwise(drconv, conv_cfg)
         self.out_indices, self.frozen_stages, self.norm_eval = tuple(out_indices), frozen_stages, \
             norm_eval
         channels = self.arch_settings[widen_factor]

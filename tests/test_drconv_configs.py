@@ -42,6 +42,7 @@ def test_config_builds_and_runs_forward(path):
     assert leaves and all(torch.isfinite(t).all() for t in leaves)
 
 
+@pytest.mark.e2e
 def test_tiny_dr_detector_trains_and_its_regions_are_drawn(shapes_data, tmp_path):
     cfg = osp.join(ROOT, 'configs', 'drconv', 'retinanet_dr-r18-tiny_fpn_1x_occshapes.py')
     work_dir = str(tmp_path / 'train')

@@ -166,9 +166,8 @@ class DRConv2d(BaseModule):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     # generating one filter element and reading it in the unfolded GEMM (memory-bound) costs
-    # about as much as 2 multiply-adds: with it the choice picks the faster path for 1x1 DRConvs
-    # of ShuffleNetV2 (24-464 channels on 7x7-28x28 maps: unfolded, 7-25% faster) and 3x3 ones
-    # (factorised, 1.3-10x faster); CPU timings, docs/drconv.md
+    # about as much as 2 multiply-adds: with it the choice picks the faster path in the timings
+    # of docs/drconv.md ("the choice"; tools/benchmark/bench_drconv.py --paths)
     FILTER_ELEMENT_COST = 2
 
     def factorise(self, positions: int, training: bool) -> bool:

@@ -1,13 +1,14 @@
 """DRConv (fast and reference paths) against nn.Conv2d of the same shape, in one run.
 
     python tools/benchmark/bench_drconv.py [--device cpu|cuda] [--regions 2 4 8 16]
-        [--batch 2] [--channels 64] [--size 56] [--kernel 3] [--repeat 3] [--threads 1]
+        [--batch 2] [--channels 64] [--size 56] [--kernel 3] [--repeat 3] [--threads 1] [--paths]
 
 Prints a markdown table: forward+backward time and inference (no-grad forward) time, medians
 with the layers taking turns so that load from other jobs hits them alike, and the peak memory
 of a forward+backward step (what the step allocates at its peak beyond what existed before it:
 torch.cuda.max_memory_allocated on CUDA, the profiler's memory events on CPU); each also as a
-ratio to nn.Conv2d measured in the same run.
+ratio to nn.Conv2d measured in the same run. With --paths the fast layer is also timed on each of
+its two exact paths (factorised, unfolded), whichever DRConv2d.factorise would choose.
 """
 import argparse
 import json
@@ -28,6 +29,10 @@ def build(variant, args, regions):
     conv = dict(kernel_size=args.kernel, padding=args.kernel // 2, stride=args.stride)
     if variant == 'conv':
         return torch.nn.Conv2d(args.channels, args.channels, bias=False, **conv)
+    if variant in ('factorised', 'unfolded'):  # the fast layer held on one path
+        layer = DRConv2d(args.channels, args.channels, region_num=regions, **conv)
+        layer.factorise = lambda positions, training: variant == 'factorised'
+        return layer
     return DRConv2d(args.channels, args.channels, region_num=regions, impl=variant, **conv)
 
 
@@ -71,6 +76,8 @@ def main(argv=None):
     parser.add_argument('--stride', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1, help='CPU threads (shared machines: 1)')
+    parser.add_argument('--paths', action='store_true',
+                        help='also time the fast layer on each path: factorised, unfolded')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -85,7 +92,7 @@ def main(argv=None):
                     requires_grad=True)
     modules = {('conv', 0): build('conv', args, 0).to(device)}
     for regions in args.regions:
-        for variant in ('fast', 'reference'):
+        for variant in ('fast', 'reference') + (('factorised', 'unfolded') if args.paths else ()):
             modules[(variant, regions)] = build(variant, args, regions).to(device)
     times = measure_times(modules, x, device, args.repeat)
     memory = {key: measure_memory(module, x, device) for key, module in modules.items()}

@@ -14,14 +14,18 @@ def zoo():
 
 
 def zoo_rows():
-    """``{config name: [cells]}`` of docs/model_zoo.md's tables (baselines keyed 'mmdet::name')."""
-    rows = {}
+    """``{config name: {column: cell}}`` of docs/model_zoo.md's tables, columns after the config
+    (baselines keyed 'mmdet::name')."""
+    rows, columns = {}, []
     with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
         for line in f:
-            m = re.match(r'\| (?:(mmdet|mmseg) )?`([^`]+)`(?: \(baseline\))? \|(.*)\|$', line)
+            if line.startswith('| config |'):
+                columns = [c.strip() for c in line.strip().strip('|').split('|')][1:]
+            m = re.match(r'\| (?:(mmdet|mmseg|mmpretrain) )?`([^`]+)`(?: \(baseline\))? \|(.*)\|$',
+                         line)
             if m:
                 key = f'{m[1]}::{m[2]}' if m[1] else m[2]
-                rows[key] = [c.strip() for c in m[3].split('|')]
+                rows[key] = dict(zip(columns, (c.strip() for c in m[3].split('|')), strict=True))
     return rows
 
 
@@ -43,17 +47,29 @@ def test_model_zoo_lists_every_config_and_its_baselines(zoo):
         f"{u.split('::')[0]}::{osp.basename(u)[:-3]}"
         for u in map(zoo.upstream_config, configs) if u}, 'rows of configs that no longer exist'
     assert 'mmdet::retinanet_r50_fpn_1x_coco' in rows
-    assert all(r[-2] != '-' for r in rows.values()), 'every row has its CPU latency'
+    assert 'mmpretrain::resnet50_8xb32_in1k' in rows
+    assert all(r['CPU latency (ms)'] != '-' for r in rows.values()), 'every row has its latency'
+
+
+def test_model_zoo_quotes_the_papers_imagenet_top1():
+    rows = zoo_rows()
+    assert rows['sknet50_8xb32_in1k']['paper top-1'].startswith('79.21 ')
+    assert rows['sknet101_8xb32_in1k']['paper top-1'].startswith('79.81 ')
+    assert rows['dr-shufflenetv2-0.5x_16xb64_in1k']['paper top-1'].startswith('67.1 ')
+    assert '+1.5 over ResNet-50' in rows['tiedresnet50_8xb32_in1k']['paper top-1']
+    assert 'paper top-1' not in rows['retinanet_tiedresnet50_fpn_2x_coco'], 'ImageNet table only'
 
 
 @pytest.mark.parametrize('config', ['configs/demo/retinanet_r18-tiny_fpn_1x_occshapes.py',
                                     'configs/study/retinanet_sknet14-tiny_fpn_occshapes.py',
-                                    'configs/demo/fcn_r18-tiny-d8_occshapes-seg.py'])
+                                    'configs/demo/fcn_r18-tiny-d8_occshapes-seg.py',
+                                    'configs/shapecls/tiedresnet-tiny_shapecls.py',
+                                    'configs/imagenet/dr-shufflenetv2-0.5x_16xb64_in1k.py'])
 def test_model_zoo_numbers_are_the_generators(zoo, config):
     """Parameters and FLOPs of the page equal a fresh measurement (latency depends on the CPU)."""
     row = zoo.measure(osp.join(ROOT, config), repeat=1, with_latency=False, memo={})
     cells = zoo_rows()[osp.basename(config)[:-3]]
-    assert cells[:8] == [row['model'], row['backbone'], row['neck'],
+    assert list(cells.values())[:8] == [row['model'], row['backbone'], row['neck'],
                          f"{row['backbone_params'] / 1e6:.2f}",
                          f"{row['backbone_flops_224'] / 1e9:.2f}",
                          f"{row['model_params'] / 1e6:.2f}", f"{row['model_flops'] / 1e9:.2f}",
@@ -70,8 +86,28 @@ def test_model_zoo_helpers(zoo):
         'DRResNet-50 (m=4)'
     assert zoo.describe_backbone(dict(type='TiedResNet', depth=50, arch='S')) == 'TiedResNet-50 S'
     assert zoo.paper_key(dict(type='SKNet', depth=50)) in zoo.PAPER
+    assert zoo.paper_key(dict(type='TiedResNeXt', depth=50)) in zoo.PAPER
     assert zoo.paper_key(dict(type='ResNet', depth=50, plugins=[dict(cfg=dict(type='TiedSE'))])) \
         not in zoo.PAPER
+
+
+def test_model_zoo_follows_mmpretrain_configs(zoo):
+    """ImageNet configs: the upstream config of the same mmpretrain fragments, the test crop."""
+    from mmengine.config import Config
+    imagenet = osp.join(ROOT, 'configs/imagenet')
+    assert zoo.upstream_config(osp.join(imagenet, 'tiedresnet101_8xb32_in1k.py')) == \
+        'mmpretrain::resnet/resnet50_8xb32_in1k.py'  # through ./tiedresnet50's four fragments
+    assert zoo.config_of_fragments('mmpretrain', ['_base_/models/resnet50.py']) is None
+    assert zoo.upstream_config(osp.join(imagenet, 'dr-shufflenetv2-0.5x_16xb64_in1k.py')) == \
+        'mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py'
+    assert zoo.test_shape(Config.fromfile(osp.join(imagenet, 'sknet50_8xb32_in1k.py'))) == \
+        (224, 224)
+    assert zoo.test_shape(Config.fromfile(osp.join(
+        ROOT, 'configs/shapecls/tiedresnet-tiny_shapecls.py'))) == (64, 64)
+    cfg = Config(dict(default_scope='mmpretrain', test_dataloader=dict(dataset=dict(
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))))
+    with pytest.raises(ValueError, match='no Resize step'):
+        zoo.test_shape(cfg)
 
 
 def test_study_page_holds_the_generated_table():

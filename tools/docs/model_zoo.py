@@ -7,9 +7,11 @@ FLOPs, its CPU latency, and the paper's numbers beside ours.
 Nothing in the page is typed by hand except the papers' numbers (``PAPER`` below, with their
 source). Backbone numbers are at 224x224 (the papers' ImageNet convention, without classifier);
 whole-model numbers and latency at the config's own test size (the ``Resize`` scale of its test
-pipeline, or ``crop_size`` for mmseg). Configs that build the same model at the same size (1x and
-2x schedules, a loss-only change) are measured once. Each family's table starts with the mmdet /
-mmseg configs that its configs inherit (``_base_ = 'mmdet::...'``), measured the same way.
+pipeline, ``crop_size`` for mmseg, the ``CenterCrop`` for mmpretrain: 224x224 on ImageNet, where
+the whole model is the papers' classifier). Configs that build the same model at the same size
+(1x and 2x schedules, a loss-only change) are measured once. Each family's table starts with the
+mmdet / mmseg / mmpretrain configs that its configs inherit (``_base_ = 'mmdet::...'``, or the
+upstream config made of the same ``mmpretrain::_base_/`` fragments), measured the same way.
 """
 import argparse
 import copy
@@ -32,6 +34,8 @@ sys.path.insert(0, ROOT)
 
 from plugin.analysis import build_model, config_complexity, empty_data_samples  # noqa: E402
 
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
 # (backbone type, depth or widen factor, preset) -> what the paper reports for its ImageNet model
 # (classifier included, so above our backbone-only columns by the fc: 2.05 M params for a
 # 2048-channel last stage).
@@ -42,6 +46,8 @@ PAPER = {
                                 '"similar" (TBC, Table 1)',
     ('TiedResNet', 50, 'S'): 'TiedResNet50-S: ~0.54x params (~13.8 M), ~0.60x FLOPs (~2.5 G) '
                              '(TBC, Table 1)',
+    ('TiedResNeXt', 50, 'base'): 'TiedResNeXt50: fewer parameters than ResNeXt-50 32x4d at '
+                                 'similar FLOPs, the same trend as TiedResNet50 (TBC, Table 1)',
     ('SKNet', 50, None): 'SKNet-50: 27.5 M / 4.47 G (SKNet, Table 2)',
     ('SKNet', 101, None): 'SKNet-101: 48.9 M / 8.46 G (SKNet, Table 2)',
     ('DRShuffleNetV2', 0.5, 'dr'): 'DRConv-ShuffleNetV2 0.5x: 46 M MAdds (DRConv, Table 1; '
@@ -49,10 +55,34 @@ PAPER = {
     ('DRShuffleNetV2', 0.5, None): 'ShuffleNetV2 0.5x: 1.4 M / 41 M MAdds (ShuffleNetV2, '
                                    'Table 5)',
 }
-FAMILIES = [('tbc', 'Tied Block Convolution', 'tbc.md'), ('drconv', 'DRConv', 'drconv.md'),
-            ('dsc', 'Dynamic Stride Convolution', 'dsc.md'), ('sk', 'Selective Kernel', 'sk.md'),
-            ('demo', 'Demo (occlusion-shapes, CPU)', 'getting_started.md'),
-            ('study', 'Occlusion study (occlusion-shapes, CPU)', 'occlusion_study.md')]
+# The papers' ImageNet top-1 of the same models, in the ImageNet table. Where a paper gives only
+# relative numbers (TBC), the statement is quoted, not a number derived from it.
+PAPER_TOP1 = {
+    ('ResNet', 50, None): '76.x, the reference of the Tied rows (TBC, Table 1)',
+    ('TiedResNet', 50, 'base'): '+1.5 over ResNet-50, ~10% fewer params (TBC, Table 1)',
+    ('TiedResNet', 50, 'S'): 'above ResNet-50 with 54% of its params and 60% of its FLOPs '
+                             '(TBC, Table 1)',
+    ('TiedResNet', 101, 'base'): '+1.4 over ResNet-101, ~10% fewer params (TBC, Table 1)',
+    ('TiedResNeXt', 50, 'base'): 'the same trend as TiedResNet50, against ResNeXt-50 32x4d '
+                                 '(TBC, Table 1)',
+    ('SKNet', 50, None): '79.21 (20.79% top-1 error; SKNet, Table 2)',
+    ('SKNet', 101, None): '79.81 (20.19% top-1 error; SKNet, Table 2)',
+    ('DRShuffleNetV2', 0.5, 'dr'): '67.1 at 46 M MAdds (DRConv)',
+}
+# (folder, title, page, what the page holds); tables of TOP1_FAMILIES get a "paper top-1" column
+FAMILIES = [('tbc', 'Tied Block Convolution', 'tbc.md', 'Design and equations'),
+            ('drconv', 'DRConv', 'drconv.md', 'Design and equations'),
+            ('dsc', 'Dynamic Stride Convolution', 'dsc.md', 'Design and equations'),
+            ('sk', 'Selective Kernel', 'sk.md', 'Design and equations'),
+            ('imagenet', 'ImageNet-1k pretraining (mmpretrain)', 'getting_started.md',
+             'Training and the hand-off of its checkpoints to the detection configs'),
+            ('demo', 'Demo (occlusion-shapes, CPU)', 'getting_started.md',
+             'Design and equations'),
+            ('shapecls', 'Shape-classes pretraining (CPU stand-in of ImageNet)',
+             'getting_started.md', 'Training and the hand-off of its checkpoint to the demo'),
+            ('study', 'Occlusion study (occlusion-shapes, CPU)', 'occlusion_study.md',
+             'Design and equations')]
+TOP1_FAMILIES = ('imagenet', )
 
 
 def find_configs(root: str) -> List[str]:
@@ -61,17 +91,40 @@ def find_configs(root: str) -> List[str]:
 
 
 def upstream_config(path: str) -> Optional[str]:
-    """``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``: the first mmdet/mmseg config (not a
-    ``_base_`` fragment) that ``path`` inherits, directly or through its relative bases."""
+    """``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``: the first mmdet/mmseg/mmpretrain
+    config (not a ``_base_`` fragment) that ``path`` inherits, directly or through its relative
+    bases. A config whose bases are only ``_base_/`` fragments of one package inherits, as its
+    upstream, that package's config of the same fragments (:func:`config_of_fragments`)."""
     with open(path) as f:
         text = f.read()
-    for scope, name in re.findall(r"['\"](mmdet|mmseg)::([\w\-./]+\.py)['\"]", text):
+    scoped = re.findall(rf"['\"]({'|'.join(SCOPES)})::([\w\-./]+\.py)['\"]", text)
+    for scope, name in scoped:
         if not name.startswith('_base_/'):
             return f'{scope}::{name}'
-    for relative in re.findall(r"['\"](\.{1,2}/[\w\-./]+\.py)['\"]", text):
+    relatives = re.findall(r"['\"](\.{1,2}/[\w\-./]+\.py)['\"]", text)
+    if scoped and not relatives and len({scope for scope, _ in scoped}) == 1:
+        return config_of_fragments(scoped[0][0], [name for _, name in scoped])
+    for relative in relatives:
         found = upstream_config(osp.normpath(osp.join(osp.dirname(path), relative)))
         if found:
             return found
+    return None
+
+
+def config_of_fragments(scope: str, fragments: List[str]) -> Optional[str]:
+    """``'mmpretrain::resnet/resnet50_8xb32_in1k.py'`` for ``scope='mmpretrain'`` and its four
+    fragments: the first config of the installed package (by path) whose ``_base_`` names exactly
+    ``fragments`` (``'_base_/...'`` paths, in order), or None."""
+    root = osp.dirname(resolve(f'{scope}::_base_'))
+    for path in sorted(glob.glob(osp.join(root, '**', '*.py'), recursive=True)):
+        name = osp.relpath(path, root)
+        if name.split(osp.sep)[0] == '_base_':
+            continue
+        with open(path) as f:
+            bases = re.search(r"^_base_\s*=\s*(\[[^\]]*\]|['\"][^'\"]+['\"])", f.read(), re.M)
+        if bases and [osp.relpath(osp.normpath(osp.join(osp.dirname(path), b)), root)
+                      for b in re.findall(r"['\"]([^'\"]+)['\"]", bases[1])] == fragments:
+            return f'{scope}::{name}'
     return None
 
 
@@ -85,15 +138,23 @@ def resolve(config: str) -> str:
 
 
 def test_shape(cfg: Config) -> Tuple[int, int]:
-    """(H, W) of the config's test input: mmseg's ``crop_size``, else the test ``Resize`` scale
-    (mmdet's ``(w, h)``, e.g. ``(1333, 800)`` -> ``(800, 1333)``)."""
-    if cfg.get('default_scope') == 'mmseg':
+    """(H, W) of the config's test input: mmseg's ``crop_size``; mmpretrain's test ``CenterCrop``,
+    else its ``ResizeEdge`` scale as a square; else the test ``Resize`` scale (``(w, h)`` as mmdet
+    writes it, e.g. ``(1333, 800)`` -> ``(800, 1333)``)."""
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg':
         return tuple(cfg.crop_size)
-    for step in cfg.test_dataloader.dataset.pipeline:
-        if step['type'] == 'Resize':
-            w, h = step['scale']
-            return h, w
-    raise ValueError('no Resize step in the test pipeline: cannot tell the input size')
+    steps = {step['type']: step for step in cfg.test_dataloader.dataset.pipeline}
+    if scope == 'mmpretrain' and ('CenterCrop' in steps or 'ResizeEdge' in steps):
+        size = (steps['CenterCrop']['crop_size'] if 'CenterCrop' in steps
+                else steps['ResizeEdge']['scale'])
+        w, h = (size, size) if isinstance(size, int) else size
+        return h, w
+    if 'Resize' in steps:
+        w, h = steps['Resize']['scale']
+        return h, w
+    raise ValueError('no Resize step in the test pipeline (nor an mmpretrain CenterCrop or '
+                     'ResizeEdge): cannot tell the input size')
 
 
 def describe_backbone(backbone: dict) -> str:
@@ -125,7 +186,7 @@ def paper_key(backbone: dict) -> tuple:
     kind = backbone['type'].split('.')[-1]
     if kind == 'DRShuffleNetV2':
         return kind, backbone.get('widen_factor', 1.0), 'dr' if backbone.get('drconv') else None
-    preset = backbone.get('arch', 'base') if kind == 'TiedResNet' else None
+    preset = backbone.get('arch', 'base') if kind in ('TiedResNet', 'TiedResNeXt') else None
     if backbone.get('plugins') or backbone.get('dcn'):
         return ()
     return kind, backbone.get('depth'), preset
@@ -157,6 +218,16 @@ def _data_samples_like(samples: list, x: torch.Tensor) -> list:
     return out
 
 
+def data_samples(scope: str, shape: Tuple[int, int]) -> list:
+    """One empty data sample of ``scope`` for ``mode='predict'``: mmpretrain's heads write
+    their scores into a ``DataSample`` (``empty_data_samples`` makes mmdet's or mmseg's)."""
+    if scope != 'mmpretrain':
+        return empty_data_samples(scope, shape)
+    from mmpretrain.structures import DataSample
+    h, w = shape
+    return [DataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))]
+
+
 def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -> dict:
     """One config's row: model/backbone description, complexity and latency. ``memo`` holds the
     numbers per (model, input size), so a model is built and measured once, and a later run
@@ -168,11 +239,15 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
     model_name = cfg.model.type.split('.')[-1]
     if inner is not cfg.model:
         model_name += f"({inner.type.split('.')[-1]})"
-    head = inner.get('neck') or inner.get('decode_head') or {}
+    scope = cfg.get('default_scope', 'mmdet')
+    # a classifier's neck is a pooling: its head names it better
+    head = (inner.get('head') if scope == 'mmpretrain' else None) or inner.get('neck') \
+        or inner.get('decode_head') or {}
+    key_of_paper = paper_key(inner.backbone)
     row = dict(config=path if '::' in path else osp.relpath(path, ROOT), shape=shape,
                model=model_name, backbone=describe_backbone(inner.backbone),
-               neck=head.get('type', '-'), paper=PAPER.get(paper_key(inner.backbone), ''),
-               latency_ms=None)
+               neck=head.get('type', '-'), paper=PAPER.get(key_of_paper, ''),
+               paper_top1=PAPER_TOP1.get(key_of_paper, ''), latency_ms=None)
     numbers = memo.setdefault(key, {})
     need_latency = with_latency and numbers.get('latency_ms') is None
     if 'model_flops' in numbers and not need_latency:
@@ -184,7 +259,7 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
                        model_params=c['model_params'], model_flops=c['model_flops'])
     if need_latency:
         x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-        samples = empty_data_samples(cfg.get('default_scope', 'mmdet'), shape)
+        samples = data_samples(scope, shape)
         numbers['latency_ms'] = latency_ms(model, x, samples, repeat)
     return row | numbers
 
@@ -210,9 +285,11 @@ def format_page(rows: List[dict], threads: int, repeat: int,
         'output: regenerate it, do not edit it). Parameters and FLOPs (1 multiply-add = 1 FLOP, '
         'counted by `plugin.analysis.module_complexity`); the backbone at 224x224 as in the '
         "papers' ImageNet tables (without their classifier), the whole model and its latency at "
-        "the config's test size. Latency: median of "
+        "the config's test size (224x224 for the ImageNet configs, whose whole model is the "
+        "papers' ImageNet model, classifier included). Latency: median of "
         f'{repeat} inference(s) after a warm-up at half resolution, batch 1, '
-        "`mode='predict'` (heads, NMS, masks and rescaling included; the data pipeline not), "
+        "`mode='predict'` (heads, NMS, masks, rescaling and softmax included; the data pipeline "
+        "not), "
         f'random weights, on {platform.machine()} CPU with {threads} thread(s), torch '
         f"{torch.__version__}; measured for {timed}, '-' where not measured.",
         '',
@@ -221,21 +298,25 @@ def format_page(rows: List[dict], threads: int, repeat: int,
         'with untrained weights (up to 1000): their FLOPs depend on the random model and are not '
         'comparable across rows; backbone numbers and one-stage and segmentation rows are. '
         'Untrained heads also keep few detections, so latency leaves out most of the per-detection '
-        'work of a trained model. No config has trained weights here (no COCO, no GPU): '
-        'AP on COCO is for a GPU run; the occlusion-shapes AP of the small models is in '
-        '[the occlusion study](occlusion_study.md). The paper column quotes the papers (their '
-        'classifier included); the family pages reconcile both counts.',
+        'work of a trained model. No config has trained weights here (no ImageNet, no COCO, no '
+        'GPU): top-1 on ImageNet and AP on COCO are for a GPU run; the occlusion-shapes AP of the '
+        'small models is in [the occlusion study](occlusion_study.md). The paper column quotes '
+        'the papers (their classifier included); the family pages reconcile both counts. The '
+        "ImageNet table's paper top-1 column quotes the papers' ImageNet top-1 of the same model, "
+        'as a statement relative to the baseline where the paper gives only that (TBC).',
         '',
     ]
     header = ('| config | model | backbone | neck / head | backbone params (M) '
               '| backbone GFLOPs @224 | model params (M) | model GFLOPs | input '
               '| CPU latency (ms) | paper |')
-    for folder, title, page in FAMILIES:
+    rule = '|---|---|---|---|---:|---:|---:|---:|---|---:|---|'
+    for folder, title, page, lead in FAMILIES:
         family = [r for r in rows if r['family'] == folder]
         if not family:
             continue
-        lines += [f'## {title}', '', f'Design and equations: [{page}]({page}).', '', header,
-                  '|---|---|---|---|---:|---:|---:|---:|---|---:|---|']
+        top1 = folder in TOP1_FAMILIES
+        lines += [f'## {title}', '', f'{lead}: [{page}]({page}).', '',
+                  header + (' paper top-1 |' if top1 else ''), rule + ('---|' if top1 else '')]
         for r in family:
             latency = '-' if r['latency_ms'] is None else f"{r['latency_ms']:.0f}"
             name = f"`{osp.basename(r['config'])[:-3]}`"
@@ -245,7 +326,8 @@ def format_page(rows: List[dict], threads: int, repeat: int,
                 f"| {name} | {r['model']} | {r['backbone']} | "
                 f"{r['neck']} | {_m(r['backbone_params'])} | {_g(r['backbone_flops_224'])} | "
                 f"{_m(r['model_params'])} | {_g(r['model_flops'])} | "
-                f"{r['shape'][0]}x{r['shape'][1]} | {latency} | {r['paper']} |")
+                f"{r['shape'][0]}x{r['shape'][1]} | {latency} | {r['paper']} |"
+                + (f" {r['paper_top1']} |" if top1 else ''))
         lines.append('')
     return '\n'.join(lines)
 
@@ -257,7 +339,7 @@ def main(argv=None) -> None:
     parser.add_argument('--repeat', type=int, default=1, help='timed inferences per model')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--no-latency', action='store_true', help='parameters and FLOPs only')
-    parser.add_argument('--latency-families', nargs='+', choices=[f for f, _, _ in FAMILIES],
+    parser.add_argument('--latency-families', nargs='+', choices=[f[0] for f in FAMILIES],
                         help='time only the configs of these families (default: all)')
     parser.add_argument('--cache', default=osp.join(ROOT, 'work_dirs/model_zoo_cache.json'),
                         help='numbers measured so far, reused and extended (\'\' for none)')
@@ -268,12 +350,12 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     paths = find_configs(args.configs)
-    families = {f for f, _, _ in FAMILIES}
+    families = {f[0] for f in FAMILIES}
     unknown = [p for p in paths if osp.relpath(p, ROOT).split('/')[1] not in families]
     if unknown:
         sys.exit(f'model_zoo: configs outside the known families {sorted(families)}: {unknown}')
     jobs = []  # (family, config): each family's upstream baselines first, then its configs
-    for folder, _, _ in FAMILIES:
+    for folder, *_ in FAMILIES:
         mine = [p for p in paths if osp.relpath(p, ROOT).split('/')[1] == folder]
         baselines = sorted({upstream_config(p) for p in mine} - {None})
         jobs += [(folder, c) for c in baselines + mine]

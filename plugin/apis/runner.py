@@ -1,7 +1,7 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: arguments, config loading, the runner.
 
-A config's ``default_scope`` (``mmdet`` or ``mmseg``) picks the OpenMMLab codebase whose
-registries build the runner, exactly as that codebase's own tools would.
+A config's ``default_scope`` (``mmdet``, ``mmseg`` or ``mmpretrain``) picks the OpenMMLab codebase
+whose registries build the runner, exactly as that codebase's own tools would.
 """
 import argparse
 import os
@@ -9,7 +9,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-SCOPES = ('mmdet', 'mmseg')
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +52,8 @@ def build_runner(cfg: Config):
         return Runner.from_cfg(cfg)
     if cfg.default_scope == 'mmdet':
         from mmdet.registry import RUNNERS
-    else:
+    elif cfg.default_scope == 'mmseg':
         from mmseg.registry import RUNNERS
+    else:
+        from mmpretrain.registry import RUNNERS
     return RUNNERS.build(cfg)

@@ -7,8 +7,9 @@ from .utils import compat
 
 compat.apply()
 
-from . import (backbones, datasets, evaluation, layers, models,  # noqa: E402,F401  (registration)
-               necks, visualization)
+# registration of every module, and the timm:// checkpoint scheme
+from . import (backbones, converters, datasets, evaluation, layers,  # noqa: E402,F401
+               models, necks, visualization)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

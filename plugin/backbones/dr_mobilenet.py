@@ -12,14 +12,17 @@ from mmdet.models.backbones import MobileNetV2
 from mmengine.registry import MODELS
 from torch import nn
 
+from .unbuilt_layers import UnbuiltLayersMixin
+
 
 @MODELS.register_module()
-class DRMobileNetV2(MobileNetV2):
+class DRMobileNetV2(UnbuiltLayersMixin, MobileNetV2):
     """mmdet's ``MobileNetV2`` whose inverted residuals in ``stage_with_drconv`` use DRConv for
     ``expand_conv.conv`` and ``linear_conv.conv``.
 
     Layers after the last of ``out_indices`` are not built, so that DDP sees no unused
-    parameters (mmdet's class always builds ``conv2``, 1280 channels).
+    parameters (mmdet's class always builds ``conv2``, 1280 channels); their keys in a checkpoint of
+    the whole network (an ImageNet classifier's) are skipped on load.
 
     Args:
         drconv: arguments of :class:`~plugin.layers.DRConv2d`, or ``None`` (plain MobileNetV2).
@@ -42,7 +45,8 @@ class DRMobileNetV2(MobileNetV2):
         if self.frozen_stages > last + 1:
             raise ValueError(f'frozen_stages={self.frozen_stages} freezes layers after the last '
                              f'output (out_indices={self.out_indices}), which are not built')
-        for name in self.layers[last + 1:]:
+        self.unbuilt = tuple(self.layers[last + 1:])
+        for name in self.unbuilt:
             delattr(self, name)
         self.layers = self.layers[:last + 1]
 

@@ -16,6 +16,8 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .unbuilt_layers import UnbuiltLayersMixin
+
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     b, c, h, w = x.shape
@@ -84,7 +86,7 @@ class ShuffleV2Block(BaseModule):
 
 
 @MODELS.register_module()
-class DRShuffleNetV2(BaseModule):
+class DRShuffleNetV2(UnbuiltLayersMixin, BaseModule):
     """ShuffleNetV2 (0.5x, 1.0x, 1.5x, 2.0x) as a detection backbone, DRConv in its 1x1 convs.
 
     Layers: ``stem`` (3x3 conv stride 2 and max-pool, stride 4), ``layer1``-``layer3`` (4, 8, 4
@@ -155,6 +157,8 @@ class DRShuffleNetV2(BaseModule):
         if last == 4:
             self.conv5 = ConvModule(channels[3], channels[4], 1, **common)
             self.layer_names.append('conv5')
+        all_layers = [f'layer{i + 1}' for i in range(len(self.stage_blocks))] + ['conv5']
+        self.unbuilt = tuple(all_layers[last:])  # skipped in a whole network's checkpoint
         self.out_channels = [channels[i] for i in self.out_indices]
         self._freeze_stages()
 

@@ -112,14 +112,39 @@ def _refusal(path: str, err: pickle.UnpicklingError) -> str:
     return f'refused checkpoint: {path}: {detail or "the pickle uses what a safe load refuses"}'
 
 
+PRETRAIN_CONFIG_DIRS = ('imagenet', 'shapecls')  # configs/ folders whose runs write backbones
+
+
+def _pretrain_config(path: str):
+    """``configs/imagenet/X.py`` when ``path`` is what that config's run writes: a file named
+    after it, or a checkpoint in its work dir (``work_dirs/X/epoch_100.pth``); else ``None``."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    names = (osp.splitext(osp.basename(path))[0], osp.basename(osp.dirname(osp.abspath(path))))
+    for folder in PRETRAIN_CONFIG_DIRS:
+        for name in names:
+            config = osp.join('configs', folder, name + '.py')
+            if osp.isfile(osp.join(root, config)):
+                return config
+    return None
+
+
 def _load_local_checkpoint(load_from_local):
-    """mmengine's ``load_from_local`` raising :class:`CheckpointError` on a bad file."""
+    """mmengine's ``load_from_local`` raising :class:`CheckpointError` on a bad file, and naming
+    the pretraining config that writes a missing backbone checkpoint."""
 
     @functools.wraps(load_from_local)
     def wrapper(filename, map_location):
         try:
             return load_from_local(filename, map_location)
-        except OSError:  # missing or unreadable: mmengine's and the system's message say it
+        except FileNotFoundError:
+            config = _pretrain_config(osp.expanduser(filename))
+            if config is None:
+                raise
+            raise CheckpointError(
+                f'checkpoint not found: {filename}: it is the backbone pretrained by {config}; '
+                f'run `tools/train.py {config}` (or `tools/dist_train.sh {config} 8`) first, or '
+                'point init_cfg.checkpoint at your copy (docs/pretraining.md)') from None
+        except OSError:  # unreadable: mmengine's and the system's message say it
             raise
         except Exception as err:  # what torch.load raises for a bad file varies with the file
             path = osp.expanduser(filename)

@@ -12,6 +12,7 @@ from conftest import ROOT
 
 pytest.importorskip('mmpretrain')
 IMAGENET = sorted(glob.glob(osp.join(ROOT, 'configs', 'imagenet', '*.py')))
+CLASSIFIERS = IMAGENET + sorted(glob.glob(osp.join(ROOT, 'configs', 'shapecls', '*.py')))
 # ImageNet config -> a COCO (or demo) config of the same backbone
 HAND_OFF = {
     'tiedresnet50_8xb32_in1k': 'tbc/retinanet_tiedresnet50_fpn_1x_coco.py',
@@ -45,13 +46,17 @@ def _classifier(path, num_classes=5):
     return cfg, MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize('path', IMAGENET, ids=_name)
+@pytest.mark.parametrize('path', CLASSIFIERS, ids=_name)
 def test_imagenet_config_trains_a_step(path):
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
     cfg, model = _classifier(path)
     model.init_weights()
     model.train()
+    # pretraining trains every BN (mmdet's ResNet freezes them by default, for detection)
+    frozen = [n for n, m in model.named_modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not m.training]
+    assert not frozen, frozen[:5]
     inputs = torch.randn(2, 3, 64, 64)
     samples = [DataSample().set_gt_label(k) for k in (1, 3)]
     losses = model(inputs, samples, mode='loss')
@@ -61,7 +66,7 @@ def test_imagenet_config_trains_a_step(path):
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, no_grad  # DDP needs a gradient for every parameter
     # the recipe the paper and mmpretrain use: SGD/AdamW schedule with a base batch for scaling
-    assert cfg.auto_scale_lr.base_batch_size in (256, 1024)
+    assert cfg.auto_scale_lr.base_batch_size in (32, 256, 1024)
 
 
 def test_every_imagenet_config_has_a_detection_hand_off():

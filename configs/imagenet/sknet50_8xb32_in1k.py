@@ -6,5 +6,8 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs256.py', 'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['plugin'], allow_failed_imports=False)
+# BN trains here (mmdet's ResNet defaults to norm_eval=True, frozen BN, for detection); without
+# SyncBN its buffers are averaged over the processes before validation and saving
+custom_hooks = [dict(type='SyncBuffersHook')]
 model = dict(backbone=dict(_delete_=True, type='SKNet', depth=50, out_indices=(3, ),
-                           style='pytorch'))
+                           style='pytorch', norm_eval=False))

@@ -7,5 +7,8 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs256.py', 'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['plugin'], allow_failed_imports=False)
+# BN trains here (mmdet's ResNet defaults to norm_eval=True, frozen BN, for detection); without
+# SyncBN its buffers are averaged over the processes before validation and saving
+custom_hooks = [dict(type='SyncBuffersHook')]
 model = dict(backbone=dict(_delete_=True, type='TiedResNet', depth=50, arch='base',
-                           out_indices=(3, ), style='pytorch'))
+                           out_indices=(3, ), style='pytorch', norm_eval=False))

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..layers.tied_block_conv import TiedBlockConv2d
 from .stage_args import per_stage, resnet_stage_args
+from .zero_init import ZeroInitResidualMixin
 
 IntOrInts = Union[int, Sequence[int]]
 MIXERS = ('concat-conv', 'sum-conv', 'concat', 'sum')
@@ -124,7 +125,7 @@ class TiedBottleneck(Bottleneck):
 
 
 @MODELS.register_module()
-class TiedResNet(ResNet):
+class TiedResNet(ZeroInitResidualMixin, ResNet):
     """TiedResNet backbone: mmdet's ``ResNet`` built from :class:`TiedBottleneck` blocks.
 
     Args:
@@ -185,18 +186,13 @@ class TiedResNet(ResNet):
         kwargs = resnet_stage_args(name, kwargs)
         tied_B = per_stage(name, 'tied_B', tied_B, default_B, kwargs['num_stages'])
         self.arch, self.tied_B, self.entry_B, self.mixer = arch, tied_B, entry_B, mixer
-        # mmdet zero-initialises the last BN of `Bottleneck` blocks only (an identity check)
-        self._zero_init_block = (kwargs.get('zero_init_residual', True)
-                                 and kwargs.get('init_cfg') is None
-                                 and kwargs.get('pretrained') is None)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         """One stage; ``len(self.res_layers)`` is its index while ``ResNet.__init__`` builds it."""
-        if self._zero_init_block:
-            kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name='norm3'))
-        return ResLayer(tied_B=self.tied_B[len(self.res_layers)], entry_B=self.entry_B,
-                        mixer=self.mixer, base_channels=self.base_channels, **self.arch, **kwargs)
+        return super().make_res_layer(tied_B=self.tied_B[len(self.res_layers)],
+                                      entry_B=self.entry_B, mixer=self.mixer,
+                                      base_channels=self.base_channels, **self.arch, **kwargs)
 
 
 @MODELS.register_module()

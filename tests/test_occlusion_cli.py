@@ -166,7 +166,7 @@ def without_masks(path, tmp_path):
 
 
 def segm_dets(coco):
-    from plugin.datasets.occlusion_shapes import synthetic_detections
+    from synthetic import synthetic_detections
     return synthetic_detections(coco, 'segm')
 
 

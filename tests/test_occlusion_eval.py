@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools.cocoeval import COCOeval
 
-from plugin.datasets.occlusion_shapes import synthetic_detections
+from synthetic import synthetic_detections
 from plugin.evaluation.occlusion import (AP_NAMES, evaluate_by_occlusion, format_report,
                                          image_occlusion_ratios, load_results)
 from plugin.evaluation.results_io import load_gt

@@ -16,7 +16,8 @@ import torch
 from pycocotools.cocoeval import COCOeval
 
 from conftest import DEMO_CFG, ROOT, data_options
-from plugin.datasets.occlusion_shapes import CLASSES, synthetic_detections
+from plugin.datasets.occlusion_shapes import CLASSES
+from synthetic import synthetic_detections
 from plugin.evaluation import OcclusionCocoMetric, OcclusionEvalHook
 from plugin.evaluation.occlusion import evaluate_by_occlusion, load_results
 from plugin.evaluation.results_io import load_gt

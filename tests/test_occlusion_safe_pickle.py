@@ -13,7 +13,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from conftest import load_tool
-from plugin.datasets.occlusion_shapes import synthetic_detections
+from synthetic import synthetic_detections
 from plugin.evaluation.occlusion import AP_NAMES
 from plugin.evaluation.results_io import load_gt
 from plugin.utils.safe_pickle import ForbiddenGlobalError, loads

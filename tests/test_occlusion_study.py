@@ -70,6 +70,7 @@ def test_page_without_markers_is_refused(study, capsys, tmp_path):
     assert '--page' in error and 'study:begin' in error
 
 
+@pytest.mark.e2e
 def test_tiny_study_trains_two_seeds_writes_table_and_reuses_runs(tmp_path):
     page = tmp_path / 'page.md'
     page.write_text('# Study\n\n<!-- study:begin -->\nold\n<!-- study:end -->\n\nDiscussion.\n')

@@ -11,14 +11,16 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path[:0] = [ROOT, osp.join(ROOT, 'tests')]  # the plugin; the tests' synthetic detections
 
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
-from plugin.datasets.occlusion_shapes import make_dataset, synthetic_detections  # noqa: E402
+from plugin.datasets.occlusion_shapes import make_dataset  # noqa: E402
 from plugin.evaluation.occlusion import (bucket_ranges, evaluate_by_occlusion,  # noqa: E402
                                          image_occlusion_ratios, load_results, DEFAULT_BINS)
 from plugin.evaluation.results_io import load_gt  # noqa: E402
+from synthetic import synthetic_detections  # noqa: E402
 
 
 def per_bucket_cocoeval(coco, coco_dt, iou_type):

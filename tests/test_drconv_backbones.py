@@ -174,3 +174,13 @@ def test_backbones_build_from_configs_in_both_scopes(scope):
             model = MODELS.build(cfg)
             assert type(model) is cls
             assert isinstance(model, nn.Module) and drconv_names(model)
+
+
+def test_mobilenetv2_refuses_conv_cfg_with_drconv():
+    from plugin.backbones import DRMobileNetV2
+    with pytest.raises(ValueError, match=r'drconv and conv_cfg=.*stage_with_drconv'):
+        DRMobileNetV2(conv_cfg=dict(type='Conv2dAdaptivePadding'))
+    # without DRConv stages conv_cfg is mmdet's MobileNetV2's, for every conv
+    net = DRMobileNetV2(stage_with_drconv=(False, ) * 7, out_indices=(1, ),
+                        conv_cfg=dict(type='Conv2dAdaptivePadding'))
+    assert type(net.conv1.conv).__name__ == 'Conv2dAdaptivePadding'

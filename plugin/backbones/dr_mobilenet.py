@@ -39,6 +39,10 @@ class DRMobileNetV2(UnbuiltLayersMixin, MobileNetV2):
         if len(stage_with_drconv) != len(self.arch_settings):
             raise ValueError(f'stage_with_drconv needs one bool per layer '
                              f'({len(self.arch_settings)}), got {stage_with_drconv!r}')
+        if drconv is not None and any(stage_with_drconv) and kwargs.get('conv_cfg') is not None:
+            raise ValueError(f"DRMobileNetV2: drconv and conv_cfg={kwargs['conv_cfg']!r} both set "
+                             'the 1x1 convs of the stages in stage_with_drconv: give '
+                             'conv_cfg=None with drconv, or drconv=None')
         self.drconv, self.stage_with_drconv = drconv, tuple(stage_with_drconv)
         super().__init__(**kwargs)
         last = max(self.out_indices)

@@ -13,7 +13,7 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 # mmcv wheels this script compiled, one folder per torch version (a wheel's ops only load into the
 # torch they were compiled against, so pip's own cache, keyed by the sdist alone, cannot hold them)
-MMCV_WHEELS=${MMCV_WHEELS:-$HOME/.cache/mmdynconv/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION}
+MMCV_WHEELS=${MMCV_WHEELS:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/mmdynconv/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION}
 STAMP="$VENV/.mmdynconv-setup"
 fingerprint=$( (cat requirements/*.txt setup.cfg; echo "$TORCH_VERSION $TORCHVISION_VERSION") \
   | sha256sum | cut -c1-16)

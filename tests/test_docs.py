@@ -69,11 +69,10 @@ def test_model_zoo_numbers_are_the_generators(zoo, config):
     """Parameters and FLOPs of the page equal a fresh measurement (latency depends on the CPU)."""
     row = zoo.measure(osp.join(ROOT, config), repeat=1, with_latency=False, memo={})
     cells = zoo_rows()[osp.basename(config)[:-3]]
-    assert list(cells.values())[:8] == [row['model'], row['backbone'], row['neck'],
-                         f"{row['backbone_params'] / 1e6:.2f}",
-                         f"{row['backbone_flops_224'] / 1e9:.2f}",
-                         f"{row['model_params'] / 1e6:.2f}", f"{row['model_flops'] / 1e9:.2f}",
-                         f"{row['shape'][0]}x{row['shape'][1]}"]
+    assert list(cells.values())[:8] == [
+        row['model'], row['backbone'], row['neck'], f"{row['backbone_params'] / 1e6:.2f}",
+        zoo._g(row['backbone_flops_224']), f"{row['model_params'] / 1e6:.2f}",
+        zoo._g(row['model_flops']), f"{row['shape'][0]}x{row['shape'][1]}"]
 
 
 def test_model_zoo_helpers(zoo):
@@ -86,6 +85,7 @@ def test_model_zoo_helpers(zoo):
         'DRResNet-50 (m=4)'
     assert zoo.describe_backbone(dict(type='TiedResNet', depth=50, arch='S')) == 'TiedResNet-50 S'
     assert zoo.paper_key(dict(type='SKNet', depth=50)) in zoo.PAPER
+    assert (zoo._g(4.111e9), zoo._g(46.2e6)) == ('4.11', '0.046')  # MAdds of the small models
     assert zoo.paper_key(dict(type='TiedResNeXt', depth=50)) in zoo.PAPER
     assert zoo.paper_key(dict(type='ResNet', depth=50, plugins=[dict(cfg=dict(type='TiedSE'))])) \
         not in zoo.PAPER

@@ -74,12 +74,12 @@ FAMILIES = [('tbc', 'Tied Block Convolution', 'tbc.md', 'Design and equations'),
             ('drconv', 'DRConv', 'drconv.md', 'Design and equations'),
             ('dsc', 'Dynamic Stride Convolution', 'dsc.md', 'Design and equations'),
             ('sk', 'Selective Kernel', 'sk.md', 'Design and equations'),
-            ('imagenet', 'ImageNet-1k pretraining (mmpretrain)', 'getting_started.md',
+            ('imagenet', 'ImageNet-1k pretraining (mmpretrain)', 'pretraining.md',
              'Training and the hand-off of its checkpoints to the detection configs'),
             ('demo', 'Demo (occlusion-shapes, CPU)', 'getting_started.md',
              'Design and equations'),
             ('shapecls', 'Shape-classes pretraining (CPU stand-in of ImageNet)',
-             'getting_started.md', 'Training and the hand-off of its checkpoint to the demo'),
+             'pretraining.md', 'Training and the hand-off of its checkpoint to the demo'),
             ('study', 'Occlusion study (occlusion-shapes, CPU)', 'occlusion_study.md',
              'Design and equations')]
 TOP1_FAMILIES = ('imagenet', )
@@ -269,7 +269,8 @@ def _m(v: float) -> str:
 
 
 def _g(v: float) -> str:
-    return f'{v / 1e9:.2f}'
+    """GFLOPs: two decimals, three below 1 G (46 M multiply-adds: ``'0.046'``)."""
+    return f'{v / 1e9:.{2 if v >= 1e9 else 3}f}'
 
 
 def format_page(rows: List[dict], threads: int, repeat: int,

@@ -88,14 +88,18 @@ def find_backbone(model: nn.Module) -> nn.Module:
 
 
 def empty_data_samples(scope: str, shape: Sequence[int]) -> list:
-    """One mmdet (or mmseg, by ``scope``) data sample with only the metainfo of an unscaled
-    ``shape`` image: what ``model(inputs, data_samples, mode=...)`` needs without annotations."""
+    """One mmdet (or mmseg, mmpretrain, by ``scope``) data sample with only the metainfo of an
+    unscaled ``shape`` image: what ``model(inputs, data_samples, mode=...)`` needs without
+    annotations."""
     h, w = shape
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
                 scale_factor=(1.0, 1.0))
     if scope == 'mmseg':
         from mmseg.structures import SegDataSample
         return [SegDataSample(metainfo=meta)]
+    if scope == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        return [DataSample(metainfo=meta)]
     from mmdet.structures import DetDataSample
     return [DetDataSample(metainfo=meta)]
 

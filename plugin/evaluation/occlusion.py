@@ -1,12 +1,14 @@
 """COCO AP split by how occluded an image is.
 
-The occlusion ratio of an image follows the TBC paper (arXiv 2009.12021, Sec. 4.3, "highly
-occluded instances")::
+The occlusion ratio of an image is our reading of the TBC paper's "r = total overlap area / total
+instance area" (arXiv 2009.12021, Sec. 4.3, "highly occluded instances"; the paper says no more,
+docs/occlusion_eval.md lists the other readings)::
 
     r = sum_{i<j} area(b_i ∩ b_j) / sum_i area(b_i)
 
-over the image's non-crowd ground-truth instances (r = 0 for an image without any). With
-``overlap='mask'`` the areas are those of the instance masks instead of their boxes.
+over the image's non-crowd ground-truth instances (r = 0 for an image without any): boxes by
+default, the instance masks with ``overlap='mask'``; a sum over pairs, so a pixel inside three
+boxes counts three times.
 
 Images are grouped into buckets ``lo <= r < hi`` (or ``r >= t`` when cumulative) and COCO AP is
 computed per bucket. ``COCOeval.evaluate`` runs once over all images; each bucket then accumulates

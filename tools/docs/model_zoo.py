@@ -218,16 +218,6 @@ def _data_samples_like(samples: list, x: torch.Tensor) -> list:
     return out
 
 
-def data_samples(scope: str, shape: Tuple[int, int]) -> list:
-    """One empty data sample of ``scope`` for ``mode='predict'``: mmpretrain's heads write
-    their scores into a ``DataSample`` (``empty_data_samples`` makes mmdet's or mmseg's)."""
-    if scope != 'mmpretrain':
-        return empty_data_samples(scope, shape)
-    from mmpretrain.structures import DataSample
-    h, w = shape
-    return [DataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))]
-
-
 def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -> dict:
     """One config's row: model/backbone description, complexity and latency. ``memo`` holds the
     numbers per (model, input size), so a model is built and measured once, and a later run
@@ -259,7 +249,7 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
                        model_params=c['model_params'], model_flops=c['model_flops'])
     if need_latency:
         x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
-        samples = data_samples(scope, shape)
+        samples = empty_data_samples(scope, shape)
         numbers['latency_ms'] = latency_ms(model, x, samples, repeat)
     return row | numbers
 

@@ -28,6 +28,9 @@ def worker(rank: int, gt: str, img_ids: list, out: str, port: int) -> None:
     if rank == 0:
         with open(out, 'w') as f:
             json.dump(metrics, f)
+    # both ranks past their last collective before gloo tears down: a rank that destroys its
+    # group while its peer still talks aborts ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -12,15 +12,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from plugin.datasets.occlusion_shapes import make_dataset  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', required=True, help='output directory')
-    parser.add_argument('--num-train', type=int, default=240)
-    parser.add_argument('--num-val', type=int, default=60)
-    parser.add_argument('--size', type=int, default=256, help='image side in pixels')
-    parser.add_argument('--seed', type=int, default=0)
+def generate(parser: argparse.ArgumentParser, make_dataset, argv=None) -> None:
+    """Parse ``--out --num-train --num-val --size --seed``, write the data set with
+    ``make_dataset`` (a progress bar per split); make_shape_classes.py runs it too."""
     args = parser.parse_args(argv)
-
     from rich.progress import Progress
     with Progress(transient=True) as progress:
         tasks = {}
@@ -37,6 +32,16 @@ def main(argv=None):
             parser.error(str(e))
     for split, path in paths.items():
         print(f'{split}: {path}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', required=True, help='output directory')
+    parser.add_argument('--num-train', type=int, default=240)
+    parser.add_argument('--num-val', type=int, default=60)
+    parser.add_argument('--size', type=int, default=256, help='image side in pixels')
+    parser.add_argument('--seed', type=int, default=0)
+    generate(parser, make_dataset, argv)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+from make_occlusion_shapes import generate  # noqa: E402  (this folder)
 from plugin.datasets.shape_classes import make_dataset  # noqa: E402
 
 
@@ -19,24 +20,7 @@ def main(argv=None):
     parser.add_argument('--num-val', type=int, default=30, help='val images per class')
     parser.add_argument('--size', type=int, default=64, help='image side in pixels')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
-
-    from rich.progress import Progress
-    with Progress(transient=True) as progress:
-        tasks = {}
-
-        def step(split, done, total):
-            if split not in tasks:
-                tasks[split] = progress.add_task(f'{split} images', total=total)
-            progress.update(tasks[split], completed=done)
-
-        try:
-            paths = make_dataset(args.out, args.num_train, args.num_val, args.size, args.seed,
-                                 progress=step)
-        except ValueError as e:
-            parser.error(str(e))
-    for split, path in paths.items():
-        print(f'{split}: {path}')
+    generate(parser, make_dataset, argv)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-import plugin  # noqa: E402,F401  (registers the modules, applies the compat fixes)
+import plugin  # noqa: E402,F401  (registers the modules, applies the mmengine patches)
 from plugin.apis import add_runner_args, build_runner, load_config  # noqa: E402
 from plugin.utils import CheckpointError  # noqa: E402
 

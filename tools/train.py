@@ -2,7 +2,7 @@
 
 Same command line as mmdet's tools/train.py. On top of it: the plugin is imported (configs need
 no custom_imports), ``--resume`` works on torch >= 2.6 with weights_only kept on, and
-``--launcher pytorch`` runs on CPU with gloo (see plugin/utils/compat.py).
+``--launcher pytorch`` runs on CPU with gloo (see plugin/utils/mmengine_patches.py).
 """
 import argparse
 import os.path as osp
@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-import plugin  # noqa: E402,F401  (registers the modules, applies the compat fixes)
+import plugin  # noqa: E402,F401  (registers the modules, applies the mmengine patches)
 from plugin.apis import add_runner_args, build_runner, load_config  # noqa: E402
 from plugin.utils import CheckpointError  # noqa: E402
 

@@ -1,6 +1,5 @@
-from .compat import (CheckpointError, allow_mmengine_checkpoint_globals, patch_checkpoint_errors,
-                     patch_cpu_distributed)
-from .sync_buffers_hook import IterSyncBuffersHook
+from .mmengine_patches import (CheckpointError, allow_mmengine_checkpoint_globals,
+                               patch_checkpoint_errors, patch_cpu_distributed)
 
-__all__ = ['CheckpointError', 'IterSyncBuffersHook', 'allow_mmengine_checkpoint_globals',
-           'patch_checkpoint_errors', 'patch_cpu_distributed']
+__all__ = ['CheckpointError', 'allow_mmengine_checkpoint_globals', 'patch_checkpoint_errors',
+           'patch_cpu_distributed']

@@ -1,4 +1,5 @@
-"""plugin.utils.compat: weights_only checkpoints of mmengine, CPU-only distributed set-up."""
+"""plugin.utils.mmengine_patches: weights_only checkpoints of mmengine, CPU-only distributed
+set-up."""
 import io
 import pickle
 
@@ -19,7 +20,7 @@ def roundtrip(obj):
 
 
 def test_message_hub_state_loads_with_weights_only():
-    hub = MessageHub.get_instance('compat_test')
+    hub = MessageHub.get_instance('mmengine_patches_test')
     for v in (1.0, 0.5, 0.25):
         hub.update_scalar('train/loss', v)
     hub.update_info('best', np.float64(0.7))

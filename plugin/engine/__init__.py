@@ -1,0 +1,3 @@
+from .hooks import IterSyncBuffersHook
+
+__all__ = ['IterSyncBuffersHook']

@@ -1,0 +1,3 @@
+from .sync_buffers_hook import IterSyncBuffersHook
+
+__all__ = ['IterSyncBuffersHook']

@@ -7,5 +7,5 @@ model = dict(
     backbone=dict(type='TiedResNet', depth=14, arch='tiny', base_channels=16, out_indices=(3, ),
                   style='pytorch', norm_eval=False),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=3, in_channels=512,
+    head=dict(type='LinearClsHead', num_classes=6, in_channels=512,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))

@@ -2,15 +2,19 @@
 
 The pretraining stage of the CPU path (pretrain a backbone on classification, then start the
 occlusion-shapes detector from it) needs an ImageNet stand-in that runs in minutes. Each image is
-the occlusion-shapes background (:func:`plugin.datasets.occlusion_shapes._background`) with one
-large shape whose class is the label, partly covered by up to two small shapes of other classes, so
-the classifier learns the shapes' outlines under occlusion, as the detector later must.
+the occlusion-shapes background (:func:`plugin.datasets.occlusion_shapes._background`), sometimes
+with line clutter, and one large shape whose class is the label, at a random scale, position and
+colour, partly covered by up to three small shapes of other classes (half of them placed on its
+outline, so they really occlude it). The classes are the detector's three
+(:data:`plugin.datasets.occlusion_shapes.CLASSES`, drawn by the same function) and three more
+outlines, so the features learnt are not only those that separate three classes.
 
-Layout (mmpretrain's ``CustomDataset`` reads it with ``data_prefix`` and no annotation file, as
-ImageNet's folder layout): ``{out}/{split}/{class}/{index:05d}.png`` and
-``{out}/meta/{split}.txt`` (``{class}/{index:05d}.png {label}`` per line, mmpretrain's
-annotation-file format). Everything is a function of ``(seed, split, class, index)``.
+Layout (mmpretrain's ``CustomDataset`` reads it with ``data_prefix`` and ``ann_file``, as
+ImageNet's): ``{out}/{split}/{class}/{index:05d}.png`` and ``{out}/meta/{split}.txt``
+(``{class}/{index:05d}.png {label}`` per line). Everything is a function of
+``(seed, split, class, index)``.
 """
+import math
 import os
 import os.path as osp
 from typing import Dict
@@ -18,21 +22,70 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from .occlusion_shapes import CLASSES, SPLITS, _background, _shape_mask
+from .occlusion_shapes import CLASSES as DETECTION_CLASSES
+from .occlusion_shapes import SPLITS, _background, _shape_mask
+
+CLASSES = DETECTION_CLASSES + ('ellipse', 'cross', 'star')
+MIN_CONTRAST = 60.0  # L2 distance in RGB between a shape's colour and the background's mean
+
+
+def _polygon(points) -> np.ndarray:
+    return np.round(np.asarray(points)).astype(np.int32)
+
+
+def shape_mask(rng: np.random.Generator, label: int, cx: float, cy: float, radius: float,
+               size: int) -> np.ndarray:
+    """Full mask (uint8) of one shape of class ``CLASSES[label]`` of about ``radius``."""
+    if label < len(DETECTION_CLASSES):
+        return _shape_mask(rng, label, cx, cy, radius, size)
+    mask = np.zeros((size, size), np.uint8)
+    angle = rng.uniform(0, 180)
+    if CLASSES[label] == 'ellipse':
+        axes = (int(round(radius)), int(round(radius * rng.uniform(0.4, 0.65))))
+        cv2.ellipse(mask, (int(cx), int(cy)), axes, angle, 0, 360, 1, -1)
+    elif CLASSES[label] == 'cross':
+        arm = radius * rng.uniform(0.3, 0.45)
+        for w, h in ((2 * radius, arm), (arm, 2 * radius)):
+            cv2.fillPoly(mask, [_polygon(cv2.boxPoints(((cx, cy), (w, h), angle)))], 1)
+    else:  # a five-pointed star
+        a0 = math.radians(angle)
+        inner = radius * rng.uniform(0.4, 0.5)
+        points = [(cx + r * math.cos(a0 + k * math.pi / 5), cy + r * math.sin(a0 + k * math.pi / 5))
+                  for k, r in zip(range(10), [radius, inner] * 5)]
+        cv2.fillPoly(mask, [_polygon(points)], 1)
+    return mask
+
+
+def _colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A random colour that stands out from the background's mean (the shape stays visible)."""
+    mean = background.reshape(-1, 3).mean(0)
+    while True:
+        colour = rng.uniform(0, 255, 3)
+        if np.linalg.norm(colour - mean) >= MIN_CONTRAST:
+            return colour
 
 
 def make_image(seed: int, split: str, label: int, index: int, size: int) -> np.ndarray:
     """One RGB uint8 image whose large shape is of class ``label``."""
     rng = np.random.default_rng([seed, SPLITS.index(split), label, index])
     img = _background(rng, size)
-    radius = size * rng.uniform(0.22, 0.34)
-    cx, cy = rng.uniform(radius, size - radius, 2)
-    img[_shape_mask(rng, label, cx, cy, radius, size).astype(bool)] = rng.uniform(0, 255, 3)
+    for _ in range(int(rng.integers(0, 4))):  # clutter: thin lines of random colours
+        p0, p1 = rng.uniform(0, size, (2, 2)).astype(int)
+        thickness = max(1, int(size * rng.uniform(0.01, 0.03)))
+        cv2.line(img, tuple(map(int, p0)), tuple(map(int, p1)),
+                 tuple(map(float, rng.uniform(0, 255, 3))), thickness)
+    radius = size * rng.uniform(0.18, 0.38)
+    cx, cy = rng.uniform(0.8 * radius, size - 0.8 * radius, 2)
+    img[shape_mask(rng, label, cx, cy, radius, size).astype(bool)] = _colour(rng, img)
     others = [k for k in range(len(CLASSES)) if k != label]
-    for _ in range(int(rng.integers(0, 3))):
-        small = size * rng.uniform(0.06, 0.11)
-        ox, oy = rng.uniform(small, size - small, 2)
-        mask = _shape_mask(rng, int(rng.choice(others)), ox, oy, small, size)
+    for _ in range(int(rng.integers(0, 4))):
+        small = size * rng.uniform(0.07, 0.14)
+        if rng.random() < 0.5:  # on the large shape's outline: a real occluder
+            phi = rng.uniform(0, 2 * math.pi)
+            ox, oy = cx + radius * math.cos(phi), cy + radius * math.sin(phi)
+        else:
+            ox, oy = rng.uniform(small, size - small, 2)
+        mask = shape_mask(rng, int(rng.choice(others)), ox, oy, small, size)
         img[mask.astype(bool)] = rng.uniform(0, 255, 3)
     return img
 

@@ -1,0 +1,11 @@
+# The occlusion study's DSC-ResNet-18 tiny (16 base channels, DSC in the strided convs of stages
+# 2-4) pretrained on shape-classes: its checkpoint starts
+# configs/study/pretrained/*_dsc-r18-tiny_*_pretrained.py (tools/study/pretrain_study.py).
+_base_ = './_base_/shapecls_cpu.py'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='DSCResNet', depth=18, base_channels=16, out_indices=(3, ),
+                  style='pytorch', norm_eval=False),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=6, in_channels=128,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))

@@ -84,6 +84,9 @@ def test_model_zoo_helpers(zoo):
     assert zoo.describe_backbone(dict(type='DRResNet', depth=50, drconv=dict(region_num=4))) == \
         'DRResNet-50 (m=4)'
     assert zoo.describe_backbone(dict(type='TiedResNet', depth=50, arch='S')) == 'TiedResNet-50 S'
+    assert zoo.describe_backbone(dict(type='ResNet', depth=50, dcn=dict(type='TBC', B=2),
+                                      stage_with_dcn=(False, True, True, True))) == \
+        'ResNet-50 (TBC 3x3 in c3/c4/c5)'  # the conv in ResNet's dcn slot
     assert zoo.paper_key(dict(type='SKNet', depth=50)) in zoo.PAPER
     assert (zoo._g(4.111e9), zoo._g(46.2e6)) == ('4.11', '0.046')  # MAdds of the small models
     assert zoo.paper_key(dict(type='TiedResNeXt', depth=50)) in zoo.PAPER

@@ -175,6 +175,9 @@ def describe_backbone(backbone: dict) -> str:
         notes.append('no DRConv')
     for plugin in backbone.get('plugins') or ():
         notes.append(plugin['cfg']['type'])
+    if backbone.get('dcn'):  # a conv config in mmdet ResNet's 3x3 slot of the chosen stages
+        stages = [f'c{i + 2}' for i, on in enumerate(backbone.get('stage_with_dcn', ())) if on]
+        notes.append(f"{backbone['dcn']['type']} 3x3 in {'/'.join(stages)}")
     if backbone.get('dsc_stem'):
         notes.append('DSC stem')
     if max(backbone.get('dilations') or (1, )) > 1:

@@ -55,17 +55,19 @@ def test_conv_layer_names_are_not_mmcvs():
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
-def test_hook_and_metric_build_in_both_scopes(scope, shapes_data):
-    if scope == 'mmdet':
-        from mmdet.registry import HOOKS, METRICS
-    else:
-        from mmseg.registry import HOOKS, METRICS
+def test_hook_and_metric_build_the_plugins_classes_in_both_scopes(scope, shapes_data):
+    """What a config's ``custom_hooks`` / ``val_evaluator`` build in each scope is the class the
+    plugin registered, not a class of the same name that the scope (or mmengine) holds."""
+    registry = importlib.import_module(f'{scope}.registry')
+    registry.HOOKS.import_from_location()
+    registry.METRICS.import_from_location()
     with DefaultScope.overwrite_default_scope(scope):
-        hook = HOOKS.build(dict(type='OcclusionEvalHook', bins=[0, 0.5, 'inf']))
-        metric = METRICS.build(dict(type='OcclusionCocoMetric', ann_file=shapes_data['val'],
-                                    metric=['bbox', 'segm'], overlap='mask'))
-    assert type(hook).__name__ == 'OcclusionEvalHook'
-    assert metric.overlap == 'mask' and metric.metrics == ['bbox', 'segm']
+        hook = registry.HOOKS.build(dict(type='OcclusionEvalHook', bins=[0, 0.5, 'inf']))
+        metric = registry.METRICS.build(dict(type='OcclusionCocoMetric',
+                                             ann_file=shapes_data['val'],
+                                             metric=['bbox', 'segm'], overlap='mask'))
+    assert type(hook) is registered_by_plugin('HOOKS')['OcclusionEvalHook']
+    assert type(metric) is registered_by_plugin('METRICS')['OcclusionCocoMetric']
 
 
 @pytest.mark.parametrize('kwargs, message', [

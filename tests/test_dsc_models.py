@@ -14,6 +14,7 @@ from plugin.analysis import build_model
 from plugin.backbones import DSCResNet, DSCShortcut
 from plugin.layers import DynamicStrideConv2d, dsc_conv2d
 from plugin.models import DSCAllocationLoss, DSCDetector, DSCSampling, DSCSegmentor, DSCTracer
+from plugin.models.gaussian_blur import gaussian_blur
 from plugin.visualization.dsc_maps import plot_dsc_maps, sampling_density
 
 TINY = osp.join(ROOT, 'configs', 'dsc', 'retinanet_dsc-r18-tiny_fpn_dscloss_1x_occshapes.py')
@@ -182,6 +183,25 @@ def toy_optimise(loss_cfg, steps=8):
         sum(losses.values()).backward()
         optim.step()
     return shares[0], shares[-1], losses
+
+
+@pytest.mark.parametrize('sigma', [0.3, 1.0, 1.7])
+def test_gaussian_blur_is_the_replicate_padded_gaussian_sum(sigma):
+    """The smoothing of the loss's target and of the drawn densities, against the 2-D sum."""
+    maps = torch.rand(2, 1, 9, 13, generator=torch.Generator().manual_seed(0))
+    radius = max(1, int(np.ceil(3 * sigma)))
+    offsets = np.arange(-radius, radius + 1)
+    w = np.exp(-0.5 * (offsets / sigma)**2)
+    w /= w.sum()
+    padded = np.pad(maps.numpy().astype(np.float64), ((0, 0), (0, 0), (radius, ) * 2,
+                                                      (radius, ) * 2), mode='edge')
+    expected = sum(w[i] * w[j] * padded[..., i:i + 9, j:j + 13]
+                   for i in range(len(w)) for j in range(len(w)))
+    out = gaussian_blur(maps, sigma)
+    assert out.shape == maps.shape
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(gaussian_blur(torch.full((1, 1, 5, 5), 2.0), sigma),
+                          torch.tensor(2.0))  # a constant stays constant at the borders
 
 
 def test_allocation_loss_pulls_sampling_onto_the_target():

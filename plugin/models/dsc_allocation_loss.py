@@ -26,6 +26,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from .dsc_tracer import DSCSampling
+from .gaussian_blur import gaussian_blur
 
 TARGETS = ('boxes', 'masks', 'boundary', 'foreground', None)
 
@@ -164,13 +165,7 @@ class DSCAllocationLoss(nn.Module):
         cell = max(1, int(stride // 2))
         t = target[:, None]
         t = F.avg_pool2d(t, cell, cell, ceil_mode=True) if cell > 1 else t
-        s = self.sigma * stride / cell
-        radius = max(1, math.ceil(3 * s))
-        k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, device=t.device) / s)**2)
-        k = k / k.sum()
-        t = F.conv2d(F.pad(t, (radius, radius, 0, 0), mode='replicate'), k.view(1, 1, 1, -1))
-        t = F.conv2d(F.pad(t, (0, 0, radius, radius), mode='replicate'), k.view(1, 1, -1, 1))
-        return t, cell
+        return gaussian_blur(t, self.sigma * stride / cell), cell
 
     @staticmethod
     def _read(t: Tensor, cell: int, points: Tensor) -> Tensor:

@@ -8,10 +8,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..models.dsc_tracer import DSCSampling
+from ..models.gaussian_blur import gaussian_blur
 
 
 def sampling_density(points: Tensor, grid: Tensor, stride: float, shape: Sequence[int],
@@ -39,16 +39,8 @@ def sampling_density(points: Tensor, grid: Tensor, stride: float, shape: Sequenc
         return acc.view(1, 1, h, w)
 
     sigma = max(stride / 2 / cell, 0.5)
-    radius = int(np.ceil(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma)**2)
-    k = (k / k.sum()).to(points.device)
-
-    def blur(m):
-        m = F.conv2d(F.pad(m, (radius, radius, 0, 0), mode='replicate'), k.view(1, 1, 1, -1))
-        return F.conv2d(F.pad(m, (0, 0, radius, radius), mode='replicate'), k.view(1, 1, -1, 1))
-
-    plain = blur(splat(grid))
-    return (blur(splat(points)) / plain.clamp(min=0.5 * plain.mean().item()))[0, 0]
+    plain = gaussian_blur(splat(grid), sigma)
+    return (gaussian_blur(splat(points), sigma) / plain.clamp(min=0.5 * plain.mean().item()))[0, 0]
 
 
 def plot_dsc_maps(image: np.ndarray, samplings: Sequence[DSCSampling], out_file: str,

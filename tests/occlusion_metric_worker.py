@@ -1,6 +1,6 @@
 """Run by tests/test_occlusion_metric.py: OcclusionCocoMetric in 2 gloo processes, each with its
 share of the samples as mmengine's DefaultSampler deals them (the last one padded with the first
-sample); rank 0 writes the gathered metrics to OUT.
+sample); each rank writes the metrics it returns to OUT.rank{0,1}.
 
     python tests/occlusion_metric_worker.py GT_JSON IMG_IDS_JSON OUT
 """
@@ -25,9 +25,8 @@ def worker(rank: int, gt: str, img_ids: list, out: str, port: int) -> None:
     samples = data_samples(load_gt(gt), img_ids)[0]
     padded = samples + samples[:-len(samples) % WORLD]
     metrics = run_metric(OcclusionCocoMetric(ann_file=gt), padded[rank::WORLD], len(samples))
-    if rank == 0:
-        with open(out, 'w') as f:
-            json.dump(metrics, f)
+    with open(f'{out}.rank{rank}', 'w') as f:
+        json.dump(metrics, f)
     # both ranks past their last collective before gloo tears down: a rank that destroys its
     # group while its peer still talks aborts ("terminate called without an active exception")
     dist.barrier()

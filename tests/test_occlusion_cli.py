@@ -11,8 +11,8 @@ import torch
 from pycocotools import mask as mask_utils
 
 from conftest import ROOT, load_tool, run_tool
-from plugin.evaluation.occlusion import (evaluate_by_occlusion, image_occlusion_ratios,
-                                         load_results)
+from plugin.evaluation.cocoeval_subsets import load_results
+from plugin.evaluation.occlusion import evaluate_by_occlusion, image_occlusion_ratios
 from plugin.evaluation.results_io import load_gt
 
 CLI = osp.join(ROOT, 'tools', 'analysis', 'occlusion_eval.py')

@@ -7,9 +7,11 @@ import pytest
 from pycocotools.cocoeval import COCOeval
 
 from synthetic import synthetic_detections
+from plugin.evaluation.cocoeval_subsets import load_results
 from plugin.evaluation.occlusion import (AP_NAMES, evaluate_by_occlusion, format_report,
-                                         image_occlusion_ratios, load_results)
+                                         image_occlusion_ratios, occlusion_metrics)
 from plugin.evaluation.results_io import load_gt
+from plugin.structures.occlusion_ratio import DEFAULT_BINS, parse_bins
 
 
 def reference_stats(coco, dets, iou_type, img_ids, **params):
@@ -30,9 +32,12 @@ def test_bucket_ap_equals_cocoeval_on_subset(shapes_data, iou_type, cumulative):
     coco = load_gt(shapes_data['val'])
     dets = synthetic_detections(coco, iou_type)
     report = evaluate_by_occlusion(coco, load_results(coco, dets), iou_type,
-                                   cumulative=cumulative)
+                                   parse_bins(DEFAULT_BINS, cumulative))
     ratios = image_occlusion_ratios(coco)
-    assert len(report['buckets']) == (5 if cumulative else 5)
+    assert [b['name'] for b in report['buckets']] == (
+        ['>=0', '>=0.2', '>=0.4', '>=0.6', '>=0.8'] if cumulative else
+        ['0-0.2', '0.2-0.4', '0.4-0.6', '0.6-0.8', '0.8-inf'])
+    assert report['cumulative'] is cumulative
     checked = 0
     for bucket in report['buckets']:
         hi = np.inf if bucket['hi'] is None else bucket['hi']
@@ -66,10 +71,28 @@ def test_bucket_without_ground_truth_is_null(shapes_data):
     coco = load_gt(shapes_data['val'])
     dets = synthetic_detections(coco, 'bbox')
     report = evaluate_by_occlusion(coco, load_results(coco, dets), 'bbox',
-                                   bins=[0, 0.2, 0.4, 0.6, 0.8, 50, 'inf'])
+                                   parse_bins([0, 0.2, 0.4, 0.6, 0.8, 50, 'inf']))
     empty = report['buckets'][-1]
     assert empty['num_images'] == 0 and empty['AP'] is None
     assert '-' in format_report(report).splitlines()[-2]
+    metrics = occlusion_metrics({'bbox': report})
+    assert metrics['occlusion/50-inf/bbox_AP'] == -1.0  # undefined, as in COCO's summary
+    assert metrics['occlusion/50-inf/num_images'] == 0
+    assert metrics['occlusion/0-0.2/bbox_AP50'] == report['buckets'][0]['AP50']
+
+
+def test_metric_keys_bucket_by_bucket_then_the_next_iou_type():
+    bucket = dict(name='0-0.5', num_images=3, AP=0.5, AP50=0.6, AP75=None, APs=0.1, APm=0.2,
+                  APl=0.3)
+    reports = {t: dict(buckets=[bucket, dict(bucket, name='0.5-inf', AP=0.4)])
+               for t in ('bbox', 'segm')}
+    stats = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
+    expected = [f'occlusion/{b}/{k}' for t in ('bbox', 'segm') for b in ('0-0.5', '0.5-inf')
+                for k in (['num_images'] if t == 'bbox' else []) + [f'{t}_{s}' for s in stats]]
+    metrics = occlusion_metrics(reports)
+    assert list(metrics) == expected
+    assert metrics['occlusion/0.5-inf/segm_AP'] == 0.4
+    assert metrics['occlusion/0-0.5/bbox_AP75'] == -1.0
 
 
 def test_no_detections_gives_zero_ap(shapes_data):

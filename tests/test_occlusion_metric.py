@@ -18,8 +18,9 @@ from pycocotools.cocoeval import COCOeval
 from conftest import DEMO_CFG, ROOT, data_options
 from plugin.datasets.occlusion_shapes import CLASSES
 from synthetic import synthetic_detections
-from plugin.evaluation import OcclusionCocoMetric, OcclusionEvalHook
-from plugin.evaluation.occlusion import evaluate_by_occlusion, load_results
+from plugin.evaluation import OcclusionCocoMetric, OcclusionEvalHook, OcclusionMetric
+from plugin.evaluation.cocoeval_subsets import load_results
+from plugin.evaluation.occlusion import evaluate_by_occlusion
 from plugin.evaluation.results_io import load_gt
 
 SUBSET = [2, 3, 5, 7, 8]
@@ -89,9 +90,11 @@ def test_two_processes_give_the_numbers_of_one(shapes_data, tmp_path):
                            shapes_data['val'], json.dumps(SUBSET), str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    two = json.loads(out.read_text())
+    two = json.loads((tmp_path / 'metrics.json.rank0').read_text())
     assert two == pytest.approx(single)
     assert sum(v for k, v in two.items() if k.endswith('num_images')) == len(SUBSET)
+    # the other rank returns the same keys, though only rank 0 computed them
+    assert json.loads((tmp_path / 'metrics.json.rank1').read_text()) == two
 
 
 def test_format_only_returns_nothing(shapes_data, tmp_path):
@@ -108,22 +111,72 @@ class Dataset(list):
     metainfo = dict(classes=CLASSES)
 
 
+def loop_runner(metrics, tmp_path, ann_file=''):
+    """A runner whose val and test loops evaluate ``metrics`` on a dataset of ``ann_file``."""
+    from mmengine.logging import MMLogger
+    dataset = Dataset(SUBSET)
+    dataset.ann_file = ann_file
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=metrics),
+                           dataloader=SimpleNamespace(dataset=dataset))
+    return SimpleNamespace(val_loop=loop, test_loop=loop, model=None, work_dir=str(tmp_path),
+                           experiment_name='loop', logger=MMLogger.get_instance('loop_runner'))
+
+
 def test_hook_does_nothing_for_a_format_only_evaluator(shapes_data, tmp_path):
     from mmdet.evaluation import CocoMetric
-    from mmengine.logging import MessageHub, MMLogger
     coco_metric = CocoMetric(ann_file=shapes_data['val'], format_only=True,
                              outfile_prefix=str(tmp_path / 'submission'))
-    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=[coco_metric]),
-                           dataloader=SimpleNamespace(dataset=Dataset(SUBSET)))
-    runner = SimpleNamespace(test_loop=loop, work_dir=str(tmp_path),
-                             message_hub=MessageHub.get_instance('format_only_hook'),
-                             logger=MMLogger.get_instance('format_only_hook'))
+    runner = loop_runner([coco_metric], tmp_path, shapes_data['val'])
     hook = OcclusionEvalHook(plot=False)
-    samples = data_samples(load_gt(shapes_data['val']), SUBSET)[0]
-    hook._process(runner, 'test', {}, [SimpleNamespace(to_dict=lambda s=s: s) for s in samples])
+    hook.before_test(runner)
+    assert runner.test_loop.evaluator.metrics == [coco_metric]  # no metric added
     metrics = {}
     hook.after_test_epoch(runner, metrics)
     assert metrics == {} and not osp.exists(tmp_path / 'occlusion')
+
+
+def test_hook_puts_one_occlusion_metric_beside_coco_metric(shapes_data, tmp_path):
+    """The metric the hook adds gives the occlusion keys of an OcclusionCocoMetric with the
+    CocoMetric's maxDets; the evaluator returns them, the hook writes their reports."""
+    from mmdet.evaluation import CocoMetric
+    coco_metric = CocoMetric(ann_file=shapes_data['val'], proposal_nums=(5, 10, 20))
+    runner = loop_runner([coco_metric], tmp_path, shapes_data['val'])
+    hook = OcclusionEvalHook(bins=[0, 0.3, 'inf'], plot=False)
+    hook.before_val(runner)
+    hook.before_val(runner)  # a second validation adds nothing
+    metrics = runner.val_loop.evaluator.metrics
+    assert len(metrics) == 2 and type(metrics[1]) is OcclusionMetric
+    assert metrics[1].proposal_nums == [5, 10, 20] and metrics[1].metrics == ['bbox']
+
+    samples = data_samples(load_gt(shapes_data['val']), SUBSET)[0]
+    for metric in metrics:
+        metric.dataset_meta = dict(classes=CLASSES)
+        metric.process({}, samples)
+    returned = {k: v for metric in metrics for k, v in metric.evaluate(len(samples)).items()}
+    both = run_metric(OcclusionCocoMetric(ann_file=shapes_data['val'], bins=[0, 0.3, 'inf'],
+                                          proposal_nums=(5, 10, 20)), samples)
+    def occlusion_keys(metrics):
+        return {k: v for k, v in metrics.items() if k.startswith('occlusion/')}
+
+    assert occlusion_keys(returned) == occlusion_keys(both)
+    assert list(occlusion_keys(returned))[:2] == ['occlusion/0-0.3/num_images',
+                                                  'occlusion/0-0.3/bbox_AP']
+    assert len(occlusion_keys(returned)) == 14 and 'coco/bbox_mAP' in returned
+    hook.after_val_epoch(runner, returned)
+    assert json.load(open(tmp_path / 'occlusion' / 'val.json')) == metrics[1].reports
+
+
+def test_hook_uses_the_evaluators_occlusion_metric_and_needs_a_coco_metric(shapes_data,
+                                                                            tmp_path):
+    ours = OcclusionCocoMetric(ann_file=shapes_data['val'])
+    runner = loop_runner([ours], tmp_path)
+    OcclusionEvalHook().before_test(runner)
+    assert runner.test_loop.evaluator.metrics == [ours]
+    with pytest.raises(TypeError, match=r"CocoMetric in the val evaluator, got \['Dataset'\]"):
+        OcclusionEvalHook().before_val(loop_runner([Dataset()], tmp_path))
+    from mmdet.evaluation import CocoMetric
+    with pytest.raises(TypeError, match='the test dataset Dataset has no ann_file'):
+        OcclusionEvalHook().before_test(loop_runner([CocoMetric()], tmp_path))
 
 
 def build_demo_runner(shapes_data, work_dir, *options):

@@ -7,9 +7,9 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from plugin.evaluation.occlusion import (OcclusionEvalError, box_occlusion_ratio, bucket_name,
-                                         bucket_ranges, image_occlusion_ratios,
-                                         mask_occlusion_ratio)
+from plugin.evaluation.occlusion import image_occlusion_ratios
+from plugin.structures.occlusion_ratio import (OcclusionEvalError, box_occlusion_ratio,
+                                               bucket_name, mask_occlusion_ratio, parse_bins)
 
 
 def make_coco(images):
@@ -83,10 +83,11 @@ def test_mask_overlap_of_square_masks_equals_box_overlap():
 
 
 def test_buckets():
-    assert bucket_ranges([0, 0.2, 'inf']) == [(0.0, 0.2), (0.2, math.inf)]
-    assert bucket_ranges([0, 0.2, 0.5, 'inf'], cumulative=True) == [(0.0, math.inf),
-                                                                      (0.2, math.inf),
-                                                                      (0.5, math.inf)]
+    assert parse_bins([0, 0.2, 'inf']).ranges == ((0.0, 0.2), (0.2, math.inf))
+    cumulative = parse_bins([0, 0.2, 0.5, 'inf'], cumulative=True)
+    assert cumulative.ranges == ((0.0, math.inf), (0.2, math.inf), (0.5, math.inf))
+    assert cumulative.names == ['>=0', '>=0.2', '>=0.5']
+    assert parse_bins([0, 0.2, 'inf']).names == ['0-0.2', '0.2-inf']
     assert bucket_name(0.2, 0.4) == '0.2-0.4'
     assert bucket_name(0.8, math.inf) == '0.8-inf'
     assert bucket_name(0.4, math.inf, cumulative=True) == '>=0.4'
@@ -100,7 +101,7 @@ def test_buckets():
 ])
 def test_bad_bins(bins, message):
     with pytest.raises(OcclusionEvalError, match=re.escape(message)):
-        bucket_ranges(bins)
+        parse_bins(bins)
 
 
 def test_bad_overlap():

@@ -8,15 +8,16 @@ from pycocotools import mask as mask_utils
 
 from conftest import ROOT, run_tool
 from plugin.datasets.occlusion_shapes import CLASSES, make_dataset, make_image
-from plugin.evaluation.occlusion import DEFAULT_BINS, bucket_ranges, image_occlusion_ratios
+from plugin.evaluation.occlusion import image_occlusion_ratios
 from plugin.evaluation.results_io import load_gt
+from plugin.structures.occlusion_ratio import DEFAULT_BUCKETS
 
 
 def test_every_bucket_gets_images(shapes_data):
     for split in ('train', 'val'):
         coco = load_gt(shapes_data[split])
         ratios = image_occlusion_ratios(coco)
-        for lo, hi in bucket_ranges(DEFAULT_BINS):
+        for lo, hi in DEFAULT_BUCKETS.ranges:
             assert any(lo <= r < hi for r, _ in ratios.values()), (split, lo, hi)
         # the ratio stored with each image is the one the evaluation computes
         for img in coco.dataset['images']:

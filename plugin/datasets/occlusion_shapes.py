@@ -3,9 +3,9 @@
 Each image is a textured background with a few filled shapes drawn one after the other, so later
 shapes really hide earlier ones. Annotations describe what is *visible*: the polygon mask of the
 visible part, its tight box and pixel area, as COCO annotates. Image ``i`` of a split aims at
-occlusion bucket ``i mod len(buckets)`` (see :mod:`plugin.evaluation.occlusion`): layouts are drawn
-until the image's occlusion ratio falls in that bucket and every shape keeps a visible part, so
-all buckets get images. Everything is a function of ``(seed, split, index)``.
+occlusion bucket ``i mod len(buckets)`` (see :mod:`plugin.structures.occlusion_ratio`): layouts
+are drawn until the image's occlusion ratio falls in that bucket and every shape keeps a visible
+part, so all buckets get images. Everything is a function of ``(seed, split, index)``.
 """
 import json
 import math
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..evaluation.occlusion import DEFAULT_BINS, box_occlusion_ratio, bucket_ranges
+from ..structures.occlusion_ratio import DEFAULT_BINS, box_occlusion_ratio, parse_bins
 
 CLASSES = ('circle', 'rectangle', 'triangle')
 SPLITS = ('train', 'val')
@@ -107,7 +107,7 @@ def _visible_instances(shapes: List[dict]):
 def make_image(seed: int, split: str, index: int, size: int,
                bins: Sequence[float] = DEFAULT_BINS):
     """One image: ``(rgb uint8 HxWx3, semantic label map uint8 HxW, instances, r)``."""
-    ranges = bucket_ranges(bins)
+    ranges = parse_bins(bins).ranges
     bucket = index % len(ranges)
     lo, hi = ranges[bucket]
     rng = np.random.default_rng([seed, SPLITS.index(split), index])

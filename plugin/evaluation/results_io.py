@@ -20,9 +20,9 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 from pycocotools.coco import COCO
 
+from ..structures.occlusion_ratio import OcclusionEvalError
 from ..utils.safe_pickle import ForbiddenGlobalError
 from ..utils.safe_pickle import load as load_pickle
-from .occlusion import OcclusionEvalError
 
 
 class Detections(NamedTuple):
@@ -43,6 +43,11 @@ def load_gt(path: str) -> COCO:
                if not isinstance(dataset, dict) or k not in dataset]
     if missing:
         raise OcclusionEvalError(f'{path} is not a COCO annotation file (no {", ".join(missing)})')
+    return coco_of(dataset)
+
+
+def coco_of(dataset: dict) -> COCO:
+    """A pycocotools ``COCO`` of a loaded annotation file, indexed without its prints."""
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):

@@ -18,10 +18,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from plugin.evaluation.occlusion import (DEFAULT_BINS, OcclusionEvalError,  # noqa: E402
-                                         bucket_ranges, check_masks, evaluate_by_occlusion,
-                                         format_report, image_occlusion_ratios, load_results)
+from plugin.evaluation.cocoeval_subsets import load_results  # noqa: E402
+from plugin.evaluation.occlusion import (check_masks, evaluate_by_occlusion,  # noqa: E402
+                                         format_report, image_occlusion_ratios)
 from plugin.evaluation.results_io import load_detections, load_gt  # noqa: E402
+from plugin.structures.occlusion_ratio import (DEFAULT_BINS, OcclusionEvalError,  # noqa: E402
+                                               parse_bins)
 
 
 def parse_args(argv=None):
@@ -52,12 +54,12 @@ def parse_args(argv=None):
     return args
 
 
-def dataset_stats(coco, args) -> str:
+def dataset_stats(coco, args, buckets) -> str:
     ratios = image_occlusion_ratios(coco, overlap=args.overlap)
     rs = [r for r, _ in ratios.values()]
     lines = [f'occlusion ratio r over {len(rs)} images of {args.gt} ({args.overlap} overlap): '
              f'mean {sum(rs) / max(len(rs), 1):.3f}, max {max(rs, default=0):.3f}']
-    for lo, hi in bucket_ranges(args.bins, args.cumulative):
+    for lo, hi in buckets.ranges:
         ids = [i for i, (r, _) in ratios.items() if lo <= r < hi]
         lines.append(f'  {lo:g} <= r < {hi:g}: {len(ids):6d} images, '
                      f'{sum(ratios[i][1] for i in ids):7d} instances')
@@ -81,12 +83,12 @@ def write(path: str, what: str, write_fn) -> None:
 def main(argv=None):
     args = parse_args(argv)
     try:
-        bucket_ranges(args.bins, args.cumulative)
+        buckets = parse_bins(args.bins, args.cumulative)
         coco = load_gt(args.gt)
         if args.dataset_stats is not None:
             if args.overlap == 'mask':
                 check_masks(coco, None, '--overlap mask', crowd=False, source=args.gt)
-            print(dataset_stats(coco, args))
+            print(dataset_stats(coco, args, buckets))
         if args.results is None:
             return
         dets, img_ids = load_detections(args.results, coco, args.iou_type,
@@ -101,8 +103,7 @@ def main(argv=None):
                                          'image: nothing to evaluate')
             print(f'occlusion_eval: warning: {args.results} holds no detections: AP is 0 in '
                   'every bucket', file=sys.stderr)
-        report = evaluate_by_occlusion(coco, load_results(coco, dets), args.iou_type,
-                                       bins=args.bins, cumulative=args.cumulative,
+        report = evaluate_by_occlusion(coco, load_results(coco, dets), args.iou_type, buckets,
                                        overlap=args.overlap, img_ids=img_ids,
                                        backend=args.backend)
         report.update(gt=args.gt, results=args.results, bins=[b if math.isfinite(b) else None

@@ -9,7 +9,6 @@ import io
 import os.path as osp
 import sys
 import tempfile
-import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path[:0] = [ROOT, osp.join(ROOT, 'tests')]  # the plugin; the tests' synthetic detections
@@ -17,17 +16,19 @@ sys.path[:0] = [ROOT, osp.join(ROOT, 'tests')]  # the plugin; the tests' synthet
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 from plugin.datasets.occlusion_shapes import make_dataset  # noqa: E402
-from plugin.evaluation.occlusion import (bucket_ranges, evaluate_by_occlusion,  # noqa: E402
-                                         image_occlusion_ratios, load_results, DEFAULT_BINS)
+from plugin.evaluation.cocoeval_subsets import load_results  # noqa: E402
+from plugin.evaluation.occlusion import evaluate_by_occlusion, image_occlusion_ratios  # noqa: E402
 from plugin.evaluation.results_io import load_gt  # noqa: E402
+from plugin.structures.occlusion_ratio import DEFAULT_BUCKETS  # noqa: E402
 from synthetic import synthetic_detections  # noqa: E402
+from timing import timed_in_turns  # noqa: E402
 
 
 def per_bucket_cocoeval(coco, coco_dt, iou_type):
     """The straightforward way: a fresh COCOeval for every bucket and for all images."""
     ratios = image_occlusion_ratios(coco)
     subsets = [[i for i, (r, _) in ratios.items() if lo <= r < hi]
-               for lo, hi in bucket_ranges(DEFAULT_BINS)] + [coco.getImgIds()]
+               for lo, hi in DEFAULT_BUCKETS.ranges] + [coco.getImgIds()]
     for ids in subsets:
         ev = COCOeval(coco, coco_dt, iou_type)
         ev.params.imgIds = ids
@@ -35,15 +36,6 @@ def per_bucket_cocoeval(coco, coco_dt, iou_type):
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-
-
-def best_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main(argv=None):
@@ -56,7 +48,7 @@ def main(argv=None):
         paths = make_dataset(tmp, 0, args.images, args.size, seed=0)
         coco = load_gt(paths['val'])
     print(f'{args.images} images, {len(coco.dataset["annotations"])} instances, '
-          f'{args.size}x{args.size}; best of {args.repeat}\n')
+          f'{args.size}x{args.size}; median of {args.repeat}, the methods in turns\n')
     print('| iou type | method | seconds | ratio |')
     print('|---|---|---:|---:|')
     for iou_type in ('bbox', 'segm'):
@@ -71,11 +63,9 @@ def main(argv=None):
                 coco, coco_dt, iou_type, backend='faster-coco-eval')))
         except ImportError:
             pass
-        base = None
-        for name, fn in rows:
-            t = best_time(fn, args.repeat)
-            base = base or t
-            print(f'| {iou_type} | {name} | {t:.3f} | {t / base:.2f}x |')
+        times = [ms / 1e3 for ms in timed_in_turns([fn for _, fn in rows], 'cpu', args.repeat)]
+        for (name, _), t in zip(rows, times):
+            print(f'| {iou_type} | {name} | {t:.3f} | {t / times[0]:.2f}x |')
 
 
 if __name__ == '__main__':

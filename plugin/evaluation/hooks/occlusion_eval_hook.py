@@ -1,14 +1,18 @@
 """Adds COCO AP per occlusion bucket to any config whose evaluator is mmdet's ``CocoMetric``."""
+import contextlib
+import io
 import os.path as osp
 from typing import Optional, Sequence
 
+from mmdet.evaluation import CocoMetric
 from mmengine.dist import is_main_process
 from mmengine.fileio import dump
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..metrics.occlusion_coco_metric import OcclusionCocoMetric
-from ..occlusion import DEFAULT_BINS
+from ...structures.occlusion_ratio import DEFAULT_BINS, parse_bins
+from ..metrics.occlusion_metric import OcclusionMetric
+from ..occlusion import IOU_TYPES, check_options
 
 
 def _predicts_masks(detector) -> bool:
@@ -21,50 +25,56 @@ def _predicts_masks(detector) -> bool:
 
 @HOOKS.register_module()
 class OcclusionEvalHook(Hook):
-    """Per-bucket COCO AP after each val/test epoch: logged, sent to the visualizer, plotted.
+    """Per-bucket COCO AP after each val/test epoch: in the evaluator's metrics, and plotted.
 
-    Add it with ``custom_hooks=[dict(type='OcclusionEvalHook')]``. During the val/test iterations
-    it collects the predictions (on every rank); after the epoch it gathers them, computes AP per
-    occlusion bucket with :class:`OcclusionCocoMetric` (ground truth and categories taken from
-    the evaluator's ``CocoMetric``), logs a table, adds ``occlusion/...`` scalars to the epoch's
-    metrics (so the logger and every visualizer backend get them) and writes
-    ``{work_dir}/occlusion/{mode}_{step}.png`` and ``.json``. If the evaluator already is an
-    :class:`OcclusionCocoMetric`, its reports are reused and nothing is evaluated twice. Only the
-    images evaluated count; with ``format_only=True`` in the evaluator it does nothing.
+    Add it with ``custom_hooks=[dict(type='OcclusionEvalHook')]``. Before validation or testing
+    starts it puts an :class:`OcclusionMetric` beside the evaluator's ``CocoMetric`` (as mmdet's
+    ``tools/test.py --out`` adds ``DumpDetResults``), with the annotation file of the val/test
+    dataset as ground truth and the ``CocoMetric``'s maxDets and IoU thresholds. The evaluator
+    then collects, gathers and returns its ``occlusion/...`` keys with its own, so the logger,
+    every visualizer backend and ``save_best`` get them. If the evaluator already has an
+    :class:`OcclusionMetric` (an :class:`OcclusionCocoMetric`, say), that one is used and the
+    hook's own arguments are not. After each epoch the hook writes the metric's reports to
+    ``{work_dir}/occlusion/{mode}_{step}.json`` and ``.png``; it computes nothing itself. With
+    ``format_only=True`` in the evaluator it does nothing.
 
-    Before training, validation or testing starts it checks that a model without a mask head
-    is not asked for ``'segm'`` (by a metric of the evaluator or by ``iou_types``), which would
-    fail only after a whole epoch.
+    Before training, validation or testing starts it also checks that a model without a mask
+    head is not asked for ``'segm'`` (by a metric of the evaluator or by ``iou_types``), which
+    would fail only after a whole epoch.
 
     Args:
-        bins, overlap, cumulative, backend: as in :class:`OcclusionCocoMetric`.
-        iou_types: ``'bbox'``/``'segm'`` to evaluate; default: those of the evaluator's metric.
+        bins, overlap, cumulative, backend: as in :class:`OcclusionMetric`.
+        iou_types: ``'bbox'``/``'segm'`` to evaluate; default: those of the ``CocoMetric``.
         plot: write the PNG plot.
     """
 
-    priority = 'NORMAL'  # after RuntimeInfoHook, before LoggerHook (which logs our scalars)
-
     def __init__(self,
-                 bins: Sequence[float] = DEFAULT_BINS,
+                 bins: Sequence = DEFAULT_BINS,
                  overlap: str = 'box',
                  cumulative: bool = False,
                  backend: str = 'pycocotools',
                  iou_types: Optional[Sequence[str]] = None,
                  plot: bool = True) -> None:
+        # fail on bad arguments when the config is built, not when validation starts
+        check_options(type(self).__name__, overlap=overlap, backend=backend)
+        parse_bins(bins, cumulative)
         self.metric_args = dict(bins=bins, overlap=overlap, cumulative=cumulative,
                                 backend=backend)
-        OcclusionCocoMetric(**self.metric_args)  # fail on bad arguments when the config is built
         self.iou_types = None if iou_types is None else list(iou_types)
         self.plot = plot
-        self._metrics = {}
-        self._checked = set()
+        self._metrics = {}  # mode -> the evaluator's OcclusionMetric, None: nothing to report
+        self._by_epoch = None  # set when training: validation reports are named by its step
 
-    def _check_mask_head(self, runner, mode: str) -> None:
-        """Refuse 'segm' for a model without a mask head now, not after the first epoch."""
+    def _setup(self, runner, mode: str) -> None:
+        """Check the model against the evaluator; find or add the evaluator's occlusion metric."""
         loop = runner.val_loop if mode == 'val' else runner.test_loop
-        if loop is None or mode in self._checked:
+        if loop is None or mode in self._metrics:
             return
-        self._checked.add(mode)
+        self._check_mask_head(runner, loop, mode)
+        self._metrics[mode] = self._occlusion_metric(loop, mode)
+
+    def _check_mask_head(self, runner, loop, mode: str) -> None:
+        """Refuse 'segm' for a model without a mask head now, not after the first epoch."""
         model = runner.model
         while not hasattr(model, 'with_mask') and hasattr(model, 'module'):
             model = model.module  # DDP and test-time augmentation wrap the detector
@@ -80,53 +90,42 @@ class OcclusionEvalHook(Hook):
             raise ValueError(f"OcclusionEvalHook: iou_types asks for 'segm', but the model "
                              f'{type(model).__name__} has no mask head')
 
-    def _metric(self, runner, mode: str) -> Optional[OcclusionCocoMetric]:
-        """The metric that computes the reports of ``mode``; None if the evaluator only formats
-        results (``format_only=True``)."""
-        if mode in self._metrics:
-            return self._metrics[mode]
-        loop = runner.val_loop if mode == 'val' else runner.test_loop
-        coco = [m for m in loop.evaluator.metrics if hasattr(m, '_coco_api')]
+    def _occlusion_metric(self, loop, mode: str) -> Optional[OcclusionMetric]:
+        """The evaluator's :class:`OcclusionMetric`, added beside its ``CocoMetric`` if it has
+        none; None if the evaluator only formats results (``format_only=True``)."""
+        metrics = loop.evaluator.metrics
+        ours = [m for m in metrics if isinstance(m, OcclusionMetric)]
+        if ours:
+            return ours[0]
+        coco = [m for m in metrics if isinstance(m, CocoMetric)]
         if not coco:
             raise TypeError(f'OcclusionEvalHook needs a CocoMetric in the {mode} evaluator, got '
-                            f'{[type(m).__name__ for m in loop.evaluator.metrics]}')
-        if isinstance(coco[0], OcclusionCocoMetric):
-            metric = coco[0]
-        elif coco[0].format_only:
-            metric = None
-        else:
-            iou_types = self.iou_types or [t for t in coco[0].metrics if t in ('bbox', 'segm')]
-            metric = OcclusionCocoMetric(metric=iou_types, occlusion_only=True,
-                                         proposal_nums=coco[0].proposal_nums,
-                                         iou_thrs=coco[0].iou_thrs, **self.metric_args)
-            metric._coco_api = coco[0]._coco_api
-            metric.dataset_meta = loop.dataloader.dataset.metainfo
-        self._metrics[mode] = metric
+                            f'{[type(m).__name__ for m in metrics]}')
+        if coco[0].format_only:
+            return None
+        dataset = loop.dataloader.dataset
+        if not getattr(dataset, 'ann_file', None):
+            raise TypeError(f'OcclusionEvalHook: the {mode} dataset {type(dataset).__name__} has '
+                            'no ann_file to take the ground truth from: put an '
+                            f'OcclusionMetric(ann_file=...) into the {mode}_evaluator instead')
+        iou_types = self.iou_types or [t for t in coco[0].metrics if t in IOU_TYPES]
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' loading chatter
+            metric = OcclusionMetric(
+                dataset.ann_file, metric=iou_types, proposal_nums=coco[0].proposal_nums,
+                iou_thrs=coco[0].iou_thrs, backend_args=coco[0].backend_args,
+                collect_device=coco[0].collect_device, **self.metric_args)
+        metric.dataset_meta = dataset.metainfo
+        metrics.append(metric)
         return metric
 
-    def _process(self, runner, mode, data_batch, outputs):
-        metric = self._metric(runner, mode)
-        if metric is None or not metric.occlusion_only:
-            return  # nothing to evaluate, or the evaluator's own metric processes the batch
-        metric.process(data_batch, [o.to_dict() for o in outputs])
-
-    def _finish(self, runner, mode: str, metrics: Optional[dict]) -> None:
-        metric = self._metric(runner, mode)
-        if metric is None:
-            return
-        if metric.occlusion_only:
-            loop = runner.val_loop if mode == 'val' else runner.test_loop
-            scalars = metric.evaluate(len(loop.dataloader.dataset))  # gathers across ranks
-            for key, value in scalars.items():
-                runner.message_hub.update_scalar(f'{mode}/{key}', value)
-            if metrics is not None:
-                metrics.update(scalars)
-        if not is_main_process() or not metric.reports:
+    def _write(self, runner, mode: str) -> None:
+        """The reports of the epoch's evaluation as json and plot (main process)."""
+        metric = self._metrics.get(mode)
+        if metric is None or not metric.reports or not is_main_process():
             return
         out = osp.join(runner.work_dir, 'occlusion', mode)
-        if mode == 'val' and not isinstance(runner._train_loop, (dict, type(None))):
-            by_epoch = hasattr(runner.train_loop, 'max_epochs')
-            out += f'_epoch{runner.epoch}' if by_epoch else f'_iter{runner.iter}'
+        if mode == 'val' and self._by_epoch is not None:
+            out += f'_epoch{runner.epoch}' if self._by_epoch else f'_iter{runner.iter}'
         dump(metric.reports, out + '.json')
         if self.plot:
             from ...visualization import plot_occlusion_reports
@@ -135,22 +134,17 @@ class OcclusionEvalHook(Hook):
         runner.logger.info(f'occlusion report and plot: {out}.json/.png')
 
     def before_train(self, runner) -> None:
-        self._check_mask_head(runner, 'val')
+        self._by_epoch = hasattr(runner.train_loop, 'max_epochs')
+        self._setup(runner, 'val')
 
     def before_val(self, runner) -> None:
-        self._check_mask_head(runner, 'val')
+        self._setup(runner, 'val')
 
     def before_test(self, runner) -> None:
-        self._check_mask_head(runner, 'test')
-
-    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._process(runner, 'val', data_batch, outputs)
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._process(runner, 'test', data_batch, outputs)
+        self._setup(runner, 'test')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._finish(runner, 'val', metrics)
+        self._write(runner, 'val')
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        self._finish(runner, 'test', metrics)
+        self._write(runner, 'test')

@@ -13,6 +13,8 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 from torch import nn
 
+from .figures import pyplot, save_figure
+
 
 @contextmanager
 def record_region_masks(model: nn.Module) -> Iterator[Dict[str, dict]]:
@@ -68,9 +70,7 @@ def draw_region_masks(image: np.ndarray, masks: Dict[str, dict], out_dir: str,
                       cols: int = 4) -> Sequence[str]:
     """One PNG per layer (``{index:02d}_{name}.png``) and ``grid.png`` in ``out_dir``; returns
     the paths written, the grid last. Titles give the layer, the mask size and the regions used."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     os.makedirs(out_dir, exist_ok=True)
     paths, overlays = [], []
@@ -96,6 +96,4 @@ def draw_region_masks(image: np.ndarray, masks: Dict[str, dict], out_dir: str,
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     grid = osp.join(out_dir, 'grid.png')
-    fig.savefig(grid, dpi=100)
-    plt.close(fig)
-    return paths + [grid]
+    return paths + [save_figure(fig, grid, dpi=100)]

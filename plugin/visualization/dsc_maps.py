@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..models.dsc_tracer import DSCSampling
 from ..models.gaussian_blur import gaussian_blur
+from .figures import pyplot
 
 
 def sampling_density(points: Tensor, grid: Tensor, stride: float, shape: Sequence[int],
@@ -53,9 +54,7 @@ def plot_dsc_maps(image: np.ndarray, samplings: Sequence[DSCSampling], out_file:
     ``samplings`` minus that of ``compare`` instead, and both sets of centres.
     Returns the matplotlib figure (saved to ``out_file``).
     """
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(samplings)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), dpi=110, squeeze=False)

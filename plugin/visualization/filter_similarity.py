@@ -10,13 +10,13 @@ filters are less so. Two views of "filter" are measured:
   channel of the layer, i.e. the gradient of the channel's mean response w.r.t. the input image,
   with every ``nn.ReLU`` passing only positive gradients, averaged over a set of images.
 """
-import os
-import os.path as osp
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import nn
+
+from .figures import pyplot, save_figure
 
 
 def pairwise_cosine(filters: torch.Tensor) -> torch.Tensor:
@@ -103,9 +103,7 @@ def plot_similarity_histograms(results: Dict[str, Dict[str, torch.Tensor]], out_
     ``results`` maps a model name to ``{layer name: similarities}`` (the same number of layers per
     model; panel ``i`` shows every model's ``i``-th layer). Returns ``out_file``.
     """
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     per_model = {name: list(layers.items()) for name, layers in results.items()}
     num = len(next(iter(per_model.values())))
@@ -123,7 +121,4 @@ def plot_similarity_histograms(results: Dict[str, Dict[str, torch.Tensor]], out_
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)

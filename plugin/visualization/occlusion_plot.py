@@ -1,7 +1,7 @@
 """AP against occlusion ratio: one line per (IoU type, metric), one point per bucket."""
-import os
-import os.path as osp
 from typing import Optional, Sequence
+
+from .figures import pyplot, save_figure
 
 
 def plot_occlusion_reports(reports: Sequence[dict], out_file: str,
@@ -13,9 +13,7 @@ def plot_occlusion_reports(reports: Sequence[dict], out_file: str,
     ground truth leaves a gap in the line; a dotted line marks the metric over all images.
     Returns ``out_file``.
     """
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     buckets = reports[0]['buckets']
     xs = list(range(len(buckets)))
@@ -37,18 +35,13 @@ def plot_occlusion_reports(reports: Sequence[dict], out_file: str,
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)
 
 
 def plot_ratio_histogram(ratios: Sequence[float], bins: Sequence[float], out_file: str,
                          title: Optional[str] = None) -> str:
     """Histogram of per-image occlusion ratios, with the bucket edges marked."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     finite = [b for b in bins if b != float('inf')]
     top = max(max(ratios, default=1.0), finite[-1] * 1.25, 1e-3)
@@ -61,10 +54,7 @@ def plot_ratio_histogram(ratios: Sequence[float], bins: Sequence[float], out_fil
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)
 
 
 def plot_occlusion_study(rows: Sequence[dict], out_file: str, title: Optional[str] = None) -> str:
@@ -75,9 +65,7 @@ def plot_occlusion_study(rows: Sequence[dict], out_file: str, title: Optional[st
     ``iou_type``, ``backbone``, ``metric``, and ``buckets`` with ``name``, ``num_images``,
     ``mean``, ``std``. Returns ``out_file``.
     """
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = sorted({(r['detector'], r['iou_type']) for r in rows},
                     key=lambda p: (p[0] != 'retinanet', p))
@@ -109,7 +97,4 @@ def plot_occlusion_study(rows: Sequence[dict], out_file: str, title: Optional[st
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)

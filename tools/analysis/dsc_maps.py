@@ -27,6 +27,7 @@ from plugin.analysis import build_model, find_backbone  # noqa: E402
 from plugin.models.dsc_tracer import DSCTracer  # noqa: E402
 from plugin.utils import CheckpointError  # noqa: E402
 from plugin.visualization.dsc_maps import plot_dsc_maps, sampling_density  # noqa: E402
+from plugin.visualization.figures import pyplot  # noqa: E402
 
 
 def traced_maps(backbone, inputs, repeat: int = 3):
@@ -89,11 +90,9 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=3, help='timed runs (median)')
     args = parser.parse_args(argv)
 
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
+    plt = pyplot()
     cfg = Config.fromfile(args.config)
 
     def run(checkpoint):

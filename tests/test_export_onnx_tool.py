@@ -113,7 +113,7 @@ def test_cli_verify_dynamic_and_checkpoint(image, tmp_path, capsys, monkeypatch)
     loaded = tool.load_model(CONFIGS['retinanet'], str(ckpt))
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
 
-    monkeypatch.setattr(tool, 'compare', lambda *args: 2e-4)
+    monkeypatch.setattr(tool, 'compare', lambda *args: (2e-4, 1.))
     code, _, err = run_cli(capsys, CONFIGS['retinanet'], '--shape', 64, 64, '--out', out,
                            '--verify', '--image', image)
     assert code == 1 and 'verify failed: max abs diff 0.0002 > 0.0001' in err

@@ -78,6 +78,13 @@ def test_num_stages_out_of_range_names_num_stages(type, num_stages):
         build(type, **SMALL[type], num_stages=num_stages)
 
 
+@pytest.mark.parametrize('type', sorted(set(SMALL) - {'TiedResNeSt'}))
+def test_an_unknown_depth_names_the_backbone_and_its_depths(type):
+    kwargs = dict(SMALL[type], depth=42)
+    with pytest.raises(ValueError, match=rf'{type}: depth must be one of \[.*50.*\], got 42'):
+        build(type, **kwargs)
+
+
 @pytest.mark.parametrize('type', sorted(SMALL))
 def test_a_per_stage_argument_of_the_wrong_length_names_it(type):
     for arg, value in [('strides', (1, 2, 2, 2)), ('dilations', (1, 1)),

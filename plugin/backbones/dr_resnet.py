@@ -11,7 +11,7 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmengine.registry import MODELS
 from torch import nn
 
-from .stage_args import per_stage, resnet_stage_args
+from .stage_args import check_depth, per_stage, resnet_stage_args
 from .zero_init import ZeroInitResidualMixin
 
 
@@ -80,8 +80,7 @@ class DRResNet(ZeroInitResidualMixin, ResNet):
                  drconv: Optional[dict] = dict(region_num=8),
                  stage_with_drconv: Optional[Sequence[bool]] = None,
                  **kwargs) -> None:
-        if depth not in self.arch_settings:
-            raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
+        check_depth('DRResNet', depth, self.arch_settings)
         if kwargs.get('dcn') is not None:
             raise ValueError('dcn is not supported by DRResNet: its 3x3 convs are DRConv')
         kwargs = resnet_stage_args('DRResNet', kwargs)

@@ -17,7 +17,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..layers.dynamic_stride_conv import DynamicStrideConv2d, dsc_conv2d
-from .stage_args import per_stage, resnet_stage_args
+from .stage_args import check_depth, per_stage, resnet_stage_args
 from .zero_init import ZeroInitResidualMixin
 
 
@@ -116,8 +116,7 @@ class DSCResNet(ZeroInitResidualMixin, ResNet):
                  stage_with_dsc: Optional[Sequence[bool]] = None,
                  dsc_stem: bool = False,
                  **kwargs) -> None:
-        if depth not in self.arch_settings:
-            raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
+        check_depth('DSCResNet', depth, self.arch_settings)
         if not isinstance(dsc, dict):
             raise ValueError(f'dsc must be a conv config dict such as dict(type="DSC"), '
                              f'got {dsc!r}')

@@ -9,7 +9,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.sk_conv import SKConv2d
-from .stage_args import resnet_stage_args
+from .stage_args import check_depth, resnet_stage_args
 from .zero_init import ZeroInitResidualMixin
 
 
@@ -76,8 +76,7 @@ class SKNet(ZeroInitResidualMixin, ResNeXt):
                  reduction: int = 16,
                  min_dim: int = 32,
                  **kwargs) -> None:
-        if depth not in self.arch_settings:
-            raise ValueError(f'depth must be one of {sorted(self.arch_settings)}, got {depth!r}')
+        check_depth('SKNet', depth, self.arch_settings)
         if kwargs.get('dcn') is not None:
             raise ValueError('dcn is not supported by SKNet: its 3x3 convs are SK convolutions')
         kwargs = resnet_stage_args('SKNet', kwargs)

@@ -1,4 +1,5 @@
-"""Per-stage arguments of the ResNet-style backbones, checked once against ``num_stages``.
+"""Arguments of the ResNet-style backbones, checked once: ``depth`` against the backbone's
+``arch_settings``, the per-stage arguments against ``num_stages``.
 
 mmdet's ``ResNet`` asserts ``1 <= num_stages <= 4`` and one ``strides``/``dilations`` entry per
 stage, with defaults of four entries: ``num_stages=3`` alone fails on a bare ``AssertionError``.
@@ -10,6 +11,12 @@ from typing import Any, Optional, Sequence, Tuple
 MAX_STAGES = 4
 RESNET_DEFAULTS = dict(strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1),
                        stage_with_dcn=(False, ) * MAX_STAGES)
+
+
+def check_depth(name: str, depth: Any, arch_settings: dict) -> None:
+    """A ``ValueError`` naming ``name`` unless ``depth`` is a key of ``arch_settings``."""
+    if depth not in arch_settings:
+        raise ValueError(f'{name}: depth must be one of {sorted(arch_settings)}, got {depth!r}')
 
 
 def check_num_stages(name: str, num_stages: Any) -> int:

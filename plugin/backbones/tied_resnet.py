@@ -28,7 +28,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..layers.tied_block_conv import TiedBlockConv2d
-from .stage_args import per_stage, resnet_stage_args
+from .stage_args import check_depth, per_stage, resnet_stage_args
 from .zero_init import ZeroInitResidualMixin
 
 IntOrInts = Union[int, Sequence[int]]
@@ -180,9 +180,7 @@ class TiedResNet(ZeroInitResidualMixin, ResNet):
         mixer = preset_mixer if mixer is None else mixer
         if mixer not in MIXERS:
             raise ValueError(f'{name}: mixer must be one of {MIXERS}, got {mixer!r}')
-        if depth not in self.arch_settings:
-            raise ValueError(f'{name}: depth must be one of {sorted(self.arch_settings)}, '
-                             f'got {depth!r}')
+        check_depth(name, depth, self.arch_settings)
         kwargs = resnet_stage_args(name, kwargs)
         tied_B = per_stage(name, 'tied_B', tied_B, default_B, kwargs['num_stages'])
         self.arch, self.tied_B, self.entry_B, self.mixer = arch, tied_B, entry_B, mixer

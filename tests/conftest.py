@@ -99,13 +99,9 @@ def tensor_forward(model, scope, size=64, seed=0):
     """The tensors of ``model(x, samples, mode='tensor')`` for one random ``size``x``size`` image
     (no grad); ``scope`` picks mmdet's or mmseg's data sample."""
     import torch
-    if scope == 'mmseg':
-        from mmseg.structures import SegDataSample as Sample
-    else:
-        from mmdet.structures import DetDataSample as Sample
-    meta = dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-                batch_input_shape=(size, size), scale_factor=(1.0, 1.0))
+
+    from plugin.analysis import empty_data_samples
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        out = model(x, [Sample(metainfo=meta)], mode='tensor')
+        out = model(x, empty_data_samples(scope, (size, size)), mode='tensor')
     return [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]

@@ -31,8 +31,9 @@ def tiny_forward(cfg):
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds_and_runs_forward(path):
     cfg, scope = load_plugin_config(path)
-    if '_2x_' in path:
+    if '_2x_' in path:  # the TBC paper's detection schedule
         assert cfg.train_cfg.max_epochs == 24
+        assert cfg.param_scheduler[1].milestones == [16, 22]
     key = json.dumps(dict(scope=scope, model=cfg.model.to_dict()), sort_keys=True, default=str)
     if key not in _outputs:
         _outputs[key] = tiny_forward(cfg)
@@ -40,7 +41,6 @@ def test_config_builds_and_runs_forward(path):
     name = osp.basename(path).split('_')[1]
     assert backbone == next(cls for tag, cls in BACKBONES if name.startswith(tag))
     assert leaves and all(torch.isfinite(t).all() for t in leaves)
-
 
 
 @pytest.mark.parametrize('name, layer, count, check', [
@@ -56,4 +56,3 @@ def test_tiedsenet_and_the_papers_tiedgcb_configs(name, layer, count, check):
     assert len(blocks) == count and all(map(check, blocks))
     if name.startswith('mask-rcnn_tiedsenet'):
         assert type(backbone).__name__ == 'TiedResNet' and backbone.mixer == 'concat-conv'
-        assert 'SyncBuffersHook' in {h['type'] for h in cfg.custom_hooks}

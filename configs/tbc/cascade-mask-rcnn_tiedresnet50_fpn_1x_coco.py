@@ -1,10 +1,16 @@
 _base_ = ['mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py', '../_base_/occlusion_eval.py']
 # TiedResNet50: TiedBottlenecks of 4 splits x 32 base width, B = 1, 2, 4, 8 per stage (docs/tbc.md).
-# No ImageNet checkpoint of this backbone exists, so it trains from scratch: every stage trainable,
-# BN in train mode. With a checkpoint, use frozen_stages=1, norm_eval=True,
-# init_cfg=dict(type='Pretrained', checkpoint=...) (docs/tbc.md).
+# It starts from its ImageNet checkpoint, written by configs/imagenet/tiedresnet50_8xb32_in1k.py, as
+# mmdet's ResNet-50 starts from torchvision's: stem and stage 1 frozen, BN frozen
+# (docs/pretraining.md). The TBC paper reports detection with the 2x schedule (the _2x_ configs);
+# this 1x schedule is the quick variant.
 model = dict(
-    backbone=dict(type='TiedResNet', depth=50, arch='base', frozen_stages=-1, norm_eval=False,
-                  init_cfg=None))
-# BN trains without SyncBN: average its buffers over the processes before validation and saving
-custom_hooks = [dict(type='OcclusionEvalHook'), dict(type='SyncBuffersHook')]
+    backbone=dict(
+        type='TiedResNet',
+        depth=50,
+        arch='base',
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained', prefix='backbone.',
+                      checkpoint='work_dirs/tiedresnet50_8xb32_in1k/epoch_100.pth')))

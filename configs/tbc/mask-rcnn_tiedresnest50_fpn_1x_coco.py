@@ -1,8 +1,7 @@
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../_base_/occlusion_eval.py']
 # TiedResNeSt-50: mmdet's ResNeSt-50 (2 radix splits, deep stem, avg-down) whose entry 1x1 and
-# split-attention 3x3 convs are TBC/TGC with B=2 (docs/tbc.md). No ImageNet checkpoint exists:
-# every stage trains, SyncBN in train mode, as mmdet's ResNeSt configs (SyncBN backbone).
-norm_cfg = dict(type='SyncBN', requires_grad=True)
+# split-attention 3x3 convs are TBC/TGC with B=2 (docs/tbc.md), from its ImageNet checkpoint
+# (configs/imagenet/tiedresnest50_8xb32_in1k.py): stem and stage 1 frozen, BN frozen.
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -15,8 +14,9 @@ model = dict(
         avg_down_stride=True,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=norm_cfg,
-        norm_eval=False,
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
         style='pytorch',
-        init_cfg=None))
+        init_cfg=dict(type='Pretrained', prefix='backbone.',
+                      checkpoint='work_dirs/tiedresnest50_8xb32_in1k/epoch_100.pth')))

@@ -1,8 +1,9 @@
 """Imports inside ``plugin/`` only point down (issue 18, item 2; docs/architecture.md).
 
 Layers know nothing of what counts, draws or evaluates them; models nothing of plotting; the data
-generators nothing of the evaluation. Every ``import`` and ``from ... import`` of every module
-(also those inside functions, relative ones resolved) is read with ``ast``; nothing is imported.
+generators nothing of the evaluation (what both need is in ``structures``, which imports nothing
+of the plugin). Every ``import`` and ``from ... import`` of every module (also those inside
+functions, relative ones resolved) is read with ``ast``; nothing is imported.
 """
 import ast
 import os
@@ -13,11 +14,15 @@ import pytest
 
 from conftest import ROOT
 
+PACKAGES = sorted(f'plugin.{name}' for name in os.listdir(osp.join(ROOT, 'plugin'))
+                  if osp.isfile(osp.join(ROOT, 'plugin', name, '__init__.py')))
 # (package whose modules are checked, packages they must not import)
 FORBIDDEN = [
     ('plugin.layers', ('plugin.analysis', 'plugin.visualization', 'plugin.evaluation')),
     ('plugin.models', ('plugin.visualization', )),
     ('plugin.datasets', ('plugin.evaluation', )),
+    # what the data generators and the evaluation share: nothing of the plugin beneath it
+    ('plugin.structures', tuple(p for p in PACKAGES if p != 'plugin.structures')),
 ]
 
 
@@ -80,3 +85,4 @@ def test_the_check_sees_relative_absolute_and_nested_imports():
     assert set(imported_modules('from . import dr_conv\n', 'plugin.layers', is_package=True)) \
         == {'plugin.layers.dr_conv'}
     assert module_name(osp.join(ROOT, 'plugin', 'layers', '__init__.py')) == 'plugin.layers'
+    assert {'plugin.layers', 'plugin.evaluation', 'plugin.structures'} <= set(PACKAGES)

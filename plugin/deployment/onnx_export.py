@@ -18,6 +18,8 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
@@ -66,40 +68,42 @@ def export_onnx(model: nn.Module,
             f'opset={opset!r} is not supported: use an int in {SUPPORTED_OPSETS.start}..'
             f'{SUPPORTED_OPSETS.stop - 1} (DSC samples with GridSample, an ONNX op from opset 16; '
             f"torch's TorchScript exporter stops at opset {SUPPORTED_OPSETS.stop - 1})")
-    args = (inputs, ) if isinstance(inputs, Tensor) else tuple(inputs)
-    flat_inputs = _leaves(args, Tensor)
-    with torch.no_grad():
-        flat_outputs = _leaves(model(*args), Tensor)
-    in_names = _names(input_names, len(flat_inputs), 'input', 'input_names')
-    out_names = _names(output_names or ('output', ), len(flat_outputs), 'output',
-                       'output_names')
-    axes = _dynamic_axes(in_names, flat_inputs, out_names, flat_outputs) if dynamic else None
-
     out = os.path.abspath(os.fspath(out))
     folder, name = os.path.split(out)
     os.makedirs(folder, exist_ok=True)
     partial = os.path.join(folder, f'.{name}.partial')
     _remove(partial)  # left by a process killed during an earlier export
+    args = (inputs, ) if isinstance(inputs, Tensor) else tuple(inputs)
+    flat_inputs = _leaves(args, Tensor)
+    stack = _ModuleStack(model)
+    try:  # the outputs to name; a module that fails in PyTorch already is named as in export
+        with stack, torch.no_grad():
+            flat_outputs = _leaves(model(*args), Tensor)
+    except Exception as err:
+        raise _cannot_export(model, stack.innermost or model, opset, err) from err
+    in_names = _names(input_names, len(flat_inputs), 'input', 'input_names')
+    out_names = _names(output_names or ('output', ), len(flat_outputs), 'output',
+                       'output_names')
+    axes = _dynamic_axes(in_names, flat_inputs, out_names, flat_outputs) if dynamic else None
 
     def export(f, module=model, module_args=args, kwargs=None, **names):
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', 'You are using the legacy TorchScript-based ONNX',
                                     DeprecationWarning)
+            # our layers' shape checks and static branches: their traces are tested at two sizes
+            warnings.filterwarnings('ignore', category=torch.jit.TracerWarning, module=r'plugin\.')
             extra = dict(external_data=False) if dynamo else {}
             torch.onnx.export(module, module_args, f, kwargs=kwargs, opset_version=opset,
                               dynamo=dynamo, **names, **extra)
 
-    stack = _ModuleStack(model)
     try:
         with stack, torch.no_grad():
             export(partial, input_names=in_names, output_names=out_names, dynamic_axes=axes)
     except Exception as err:
         _remove(partial)
         culprit = stack.innermost or _failing_module(model, args, export, _reason(err))
-        raise OnnxExportError(f'{_describe(model, culprit)} cannot be exported to ONNX '
-                              f'(opset {opset}): {_reason(err)}') from err
+        raise _cannot_export(model, culprit, opset, err) from err
     try:
-        import onnx
         onnx.checker.check_model(partial)
     except Exception as err:
         _remove(partial)
@@ -113,7 +117,6 @@ def run_onnxruntime(path: Union[str, os.PathLike], inputs: Inputs,
                     threads: Optional[int] = None) -> List[np.ndarray]:
     """The outputs of the ONNX file ``path`` on ``inputs`` (as given to :func:`export_onnx`) in
     onnxruntime's ``CPUExecutionProvider``; ``threads``: its intra-op threads (default: all)."""
-    import onnxruntime as ort
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -158,6 +161,12 @@ def _describe(model: nn.Module, module: nn.Module, name: Optional[str] = None) -
     if name is None:
         name = next((n for n, m in model.named_modules() if m is module), '')
     return f'{name} ({type(module).__name__})' if name else f'the model ({type(module).__name__})'
+
+
+def _cannot_export(model: nn.Module, culprit: nn.Module, opset: int,
+                   err: Exception) -> OnnxExportError:
+    return OnnxExportError(f'{_describe(model, culprit)} cannot be exported to ONNX '
+                           f'(opset {opset}): {_reason(err)}')
 
 
 def _reason(err: Exception) -> str:
@@ -219,11 +228,17 @@ class _ModuleStack:
         return self.stack[-1] if self.stack else None
 
     def __enter__(self):
+        self.stack.clear()
         for module in self.model.modules():
-            self.handles.append(module.register_forward_pre_hook(
-                lambda m, _: self.stack.append(m)))
-            self.handles.append(module.register_forward_hook(lambda m, _, __: self.stack.pop()))
+            self.handles.append(module.register_forward_pre_hook(self._enter))
+            self.handles.append(module.register_forward_hook(self._leave))
         return self
+
+    def _enter(self, module: nn.Module, args) -> None:
+        self.stack.append(module)
+
+    def _leave(self, module: nn.Module, args, output) -> None:
+        self.stack.pop()
 
     def __exit__(self, *exc) -> None:
         for handle in self.handles:
@@ -236,9 +251,10 @@ def _failing_module(model: nn.Module, args: tuple, export: Callable, reason: str
     to export by itself for the same ``reason``, on the inputs it got in an eager run; ``model``
     if none does."""
     calls = {}
-    handles = [m.register_forward_pre_hook(
-        lambda m, a, kw: calls.setdefault(m, (a, kw)) and None, with_kwargs=True)
-        for m in model.modules()]
+    def record(module: nn.Module, a: tuple, kw: dict) -> None:
+        calls.setdefault(module, (a, kw))
+
+    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in model.modules()]
     try:
         with torch.no_grad():
             model(*args)

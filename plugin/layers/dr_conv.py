@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from .dr_conv_function import region_factor_conv, region_matmul, region_select
+from .dr_conv_onnx import adaptive_avg_pool2d, region_factor_conv_onnx
 from .inputs import check_input, empty_output
 
 IntOrPair = Union[int, Sequence[int]]
@@ -55,7 +56,13 @@ class DRFilterGenerator(nn.Module):
         nn.init.normal_(self.bias, std=math.sqrt(2 / fan_in))
 
     def hidden(self, x: Tensor) -> Tensor:
-        return self.act(self.reduce(self.pool(x)))  # [B, m g, k, k]
+        pooled = adaptive_avg_pool2d(x, self.kernel_size) if torch.onnx.is_in_onnx_export() \
+            else self.pool(x)
+        return self.act(self.reduce(pooled))  # [B, m g, k, k]
+
+    def factors(self) -> Tensor:
+        """``V`` with ``V0`` as its last factor, ``[m, g + 1, O, C]``."""
+        return torch.cat([self.weight.permute(0, 3, 1, 2), self.bias.unsqueeze(1)], 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """The filters ``[B, m, O, C, k, k]``."""
@@ -199,7 +206,12 @@ class DRConv2d(BaseModule):
             return empty_output(x, (0, self.out_channels, *self._out_size(h, w)),
                                 self.parameters())
         conv = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        if self.guide is None:  # m = 1: one sample-specific filter, a grouped conv
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        if torch.onnx.is_in_onnx_export():  # the same function in standard ops (dr_conv_onnx)
+            guide = None if self.guide is None else self.guide(x)
+            y = region_factor_conv_onnx(x, self.generator.hidden(x), self.generator.factors(),
+                                        guide, *geometry)
+        elif self.guide is None:  # m = 1: one sample-specific filter, a grouped conv
             weight = self.generator(x).reshape(-1, c, *self.kernel_size)
             y = F.conv2d(x.reshape(1, b * c, h, w), weight, groups=b, **conv)
             y = y.view(b, self.out_channels, *y.shape[2:])
@@ -209,12 +221,10 @@ class DRConv2d(BaseModule):
             y = region_select(y_all.view(b, self.region_num, -1, *y_all.shape[2:]), self.guide(x))
         else:  # the fast paths work on channels-last rows; oneDNN's guide conv is faster so too
             x = x.contiguous(memory_format=torch.channels_last)
-            geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
             if self.factorise(prod(self._out_size(h, w)), torch.is_grad_enabled()):
                 gen = self.generator
-                weight = torch.cat([gen.weight.permute(0, 3, 1, 2), gen.bias.unsqueeze(1)], 1)
-                y = _in_one_dtype(region_factor_conv, x, gen.hidden(x), weight, self.guide(x),
-                                  *geometry)
+                y = _in_one_dtype(region_factor_conv, x, gen.hidden(x), gen.factors(),
+                                  self.guide(x), *geometry)
             else:
                 weight = self.generator(x).reshape(b, self.region_num, self.out_channels, -1)
                 y = _in_one_dtype(region_matmul, x, weight, self.guide(x), *geometry)

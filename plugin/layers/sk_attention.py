@@ -110,6 +110,7 @@ class SKAttention(BaseModule):
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         weights = self.weights(feats).unbind(dim=1)
         out = feats[0] * weights[0]
-        for feat, weight in zip(feats[1:], weights[1:]):
-            out = out.addcmul_(feat, weight)  # Eq. 6 without stacking the branches
+        for feat, weight in zip(feats[1:], weights[1:]):  # Eq. 6 without stacking the branches
+            # in place, but not in a trace (ONNX export), whose exporter warns of the mutation
+            out = out.addcmul(feat, weight) if torch.jit.is_tracing() else out.addcmul_(feat, weight)
         return out

@@ -152,3 +152,12 @@ def test_cli_bad_input_is_one_line(args, message, image, tmp_path, capsys):
     ours = [line for line in err.splitlines() if line.startswith('export_onnx')]  # not warnings
     assert code == 2 and ours == err.splitlines()[-1:] and message in ours[0], err
     assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_cli_unreadable_image_is_one_line(tmp_path, capsys):
+    bad = tmp_path / 'bad.png'
+    bad.write_text('not an image')
+    code, _, err = run_cli(capsys, CONFIGS['retinanet'], '--shape', 64, 64, '--image', bad,
+                           '--out', tmp_path / 'm.onnx')
+    assert code == 2 and err.splitlines()[-1] == (f'export_onnx: error: image {bad}: not an '
+                                                  'image file mmcv can read')

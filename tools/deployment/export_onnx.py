@@ -117,7 +117,10 @@ def image_input(model, path: str, shape, batch: int = 1):
     data preprocessor (channel order, normalisation) as one tensor."""
     import mmcv
     import torch
-    img = mmcv.imresize(mmcv.imread(path), (shape[1], shape[0]))  # BGR, as LoadImageFromFile
+    img = mmcv.imread(path)  # BGR, as LoadImageFromFile
+    if img is None:
+        raise UsageError(f'image {path}: not an image file mmcv can read')
+    img = mmcv.imresize(img, (shape[1], shape[0]))
     tensor = torch.from_numpy(img).permute(2, 0, 1).contiguous()
     with torch.no_grad():
         x = model.data_preprocessor(dict(inputs=[tensor] * batch), False)['inputs']
@@ -154,7 +157,8 @@ def export(args) -> float:
     graph = end2end(model) if args.end2end else RawOutputs(model)
     graph.eval()
     x = image_input(model, args.image, args.shape)
-    count = len(graph(x))
+    with torch.no_grad():
+        count = len(graph(x))
     with warnings.catch_warnings():
         if args.end2end:  # sizes fixed by the trace, as documented: no news
             warnings.simplefilter('ignore', torch.jit.TracerWarning)

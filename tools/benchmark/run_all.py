@@ -5,7 +5,8 @@
 Each row times a module of the plugin and the module it replaces (``nn.Conv2d``, a grouped conv,
 mmdet's ResNet-50 or ResNeXt-50) in turns, for a training step (forward + backward) and an
 inference forward, and reports the ratio. The families' own benchmarks (``bench_tbc.py``,
-``bench_drconv.py``, ``bench_dsc.py``, ``bench_sk.py``) go further (sweeps, memory, paths).
+``bench_drconv.py``, ``bench_dsc.py``, ``bench_sk.py``) go further (sweeps, memory, paths);
+``bench_onnx.py`` times the same backbones and one detector per family exported to onnxruntime.
 """
 import argparse
 import os.path as osp

@@ -19,10 +19,10 @@ order (the sampling grid cannot fold); b± keeps every centre inside the image.
 Since Δ is shared by the taps, every tap of a position has the same four bilinear weights: the
 sampled im2col columns are ONE weighted gather of the four integer-corner rows (``embedding_bag``
 in channels-last layout) and the output is ONE GEMM with the unchanged weight (:func:`dsc_conv2d`).
-Exported to ONNX, the same two forms are standard ops: every tap sampled by ``GridSample``
-(opset 16), then a conv of stride ``K``; or the gather as ``Gather``, ``Mul``, ``ReduceSum`` and
-one ``MatMul`` (``embedding_bag`` would export as a ``Loop``). Each is taken where the other one
-is taken in PyTorch (:data:`GATHER_MIN_CHANNELS`): the faster form in onnxruntime.
+Exported to ONNX, the layer samples every tap with ``grid_sample`` (ONNX ``GridSample``, opset 16)
+and convolves with stride ``K``, whatever the channels: the same function in standard ops, and in
+onnxruntime faster than the gather written in its ops (``embedding_bag`` would export as a
+``Loop``).
 """
 from collections import OrderedDict
 from typing import Callable, Optional, Sequence, Tuple
@@ -72,8 +72,7 @@ class _BilinearGather(torch.autograd.Function):
 
 
 # Below this many input channels per group, sampling every tap with grid_sample (NCHW, fused
-# bilinear) beats gathering rows of channels (tools/benchmark/bench_dsc.py, "paths" table); in
-# onnxruntime the reverse holds (its GridSample's cost is per sampled point, not per value)
+# bilinear) beats gathering rows of channels (tools/benchmark/bench_dsc.py, "paths" table).
 GATHER_MIN_CHANNELS = 16
 
 
@@ -101,10 +100,8 @@ def dsc_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], positions: Ten
         with torch.autocast(x.device.type, enabled=False):
             return dsc_conv2d(x.to(dtype), weight.to(dtype), bias, positions, dilation, groups)
     positions = positions.to(torch.promote_types(positions.dtype, torch.float32))
-    gather = weight.shape[1] >= GATHER_MIN_CHANNELS  # input channels per group
-    if torch.onnx.is_in_onnx_export():  # in onnxruntime the other form is the faster one
-        gather = not gather
-    if not gather:
+    # exported: GridSample (opset 16); in onnxruntime faster than the gather in ONNX ops
+    if torch.onnx.is_in_onnx_export() or x.shape[1] // groups < GATHER_MIN_CHANNELS:
         return _grid_sample_conv(x, weight, bias, positions, dilation, groups)
     return _gather_conv(x, weight, bias, positions, dilation, groups)
 
@@ -127,14 +124,12 @@ def _gather_conv(x, weight, bias, positions, dilation, groups):
     ys = corner[..., 1].long().view(m, 1, 1) + _steps(kh, dh, x.device) + pair
     wx = torch.stack([1 - fx, fx], -1) * ((xs >= 0) & (xs < w))  # (M, Kw, 2)
     wy = torch.stack([1 - fy, fy], -1) * ((ys >= 0) & (ys < h))  # (M, Kh, 2)
-    batch = torch.arange(n, device=x.device).view(n, 1).expand(n, ho * wo).reshape(m, 1, 1)
+    batch = torch.arange(n, device=x.device).repeat_interleave(ho * wo).view(m, 1, 1)
     row_of_y = (batch * h + ys.clamp(0, h - 1)) * w
     idx = (row_of_y.view(m, kh, 1, 2, 1) + xs.clamp(0, w - 1).view(m, 1, kw, 1, 2)).view(-1)
     taps = (wy.view(m, kh, 1, 2, 1) * wx.view(m, 1, kw, 1, 2)).to(x.dtype).view(-1)
 
-    if torch.onnx.is_in_onnx_export():  # embedding_bag would export as a Loop
-        cols = (rows.index_select(0, idx).view(-1, 4, c) * taps.view(-1, 4, 1)).sum(1)
-    elif torch.is_grad_enabled() and (rows.requires_grad or taps.requires_grad):
+    if torch.is_grad_enabled() and (rows.requires_grad or taps.requires_grad):
         cols = _BilinearGather.apply(rows, taps, idx)
     else:  # plain ops: traceable, counted by the FLOP analyzer (embedding_bag + mm)
         cols = F.embedding_bag(idx, rows, torch.arange(0, idx.numel(), 4, device=x.device),

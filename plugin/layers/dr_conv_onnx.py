@@ -9,9 +9,10 @@ runtime has, shapes dynamic:
 
 1. ``M = argmax_j F_j`` (``ArgMax``) and each position's own kernels ``A[b, M, q]``
    (``GatherElements``);
-2. the ``g + 1`` tap sums ``z_q = sum_t A[b, M, q, t] X_t`` over the ``kh kw`` taps ``X_t`` of
-   every position (a ``Conv`` of each channel with one-hot kernels, then ``Mul`` and
-   ``ReduceSum``): ``(g + 1) kh kw`` multiply-adds per position and input channel;
+2. the ``g + 1`` tap sums ``z_q = sum_t A[b, M, q, t] X_t`` over the ``kh kw`` shifted views
+   ``X_t`` of the padded input (``Slice``, ``Mul``, ``Add``; faster in onnxruntime than taking
+   the taps by a ``Conv`` with one-hot kernels): ``(g + 1) kh kw`` multiply-adds per position
+   and input channel;
 3. ``y = sum_q V[M, q] z_q``: for each region ``j``, its positions (``NonZero``) and their rows
    times ``V[j]`` (``Gather``, ``MatMul``): ``(g + 1) O`` per position and channel; then the
    rows back in position order (``TopK``, ``Gather``). ``m = 1`` is one ``MatMul``.
@@ -49,21 +50,27 @@ def region_factor_conv_onnx(x: Tensor, hidden: Tensor, weight: Tensor, guide: Op
     """:func:`~.dr_conv_function.region_factor_conv` (same arguments; ``guide`` ``None`` for
     ``m = 1``) in standard ops, ``[B, O, Ho, Wo]``."""
     m, q, o, c = weight.shape
-    taps = kernel_size[0] * kernel_size[1]
-    # the taps X_t of every channel: a conv of each channel with the kh kw one-hot kernels
-    one_hot = torch.eye(taps, dtype=x.dtype, device=x.device).view(taps, 1, *kernel_size)
-    cols = F.conv2d(x.reshape(-1, 1, *x.shape[2:]), one_hot, None, stride, padding, dilation)
-    b, (ho, wo) = x.shape[0], cols.shape[2:]
-    cols = cols.reshape(b, 1, c, taps, -1)  # [B, 1, C, T, P]
-    kernels = hidden.reshape(b, m, (q - 1) * taps)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    b, h, w = x.shape[0], x.shape[2], x.shape[3]
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    kernels = hidden.reshape(b, m, (q - 1) * kh * kw)
     if guide is None:  # one region: the sample's kernels at every position
-        coef = kernels.reshape(b, q - 1, 1, taps, 1)
+        coef = kernels.reshape(b, q - 1, kh * kw, 1, 1, 1)
     else:
         region = guide.argmax(1).reshape(b, -1, 1)  # [B, P, 1]
-        coef = kernels.gather(1, region.expand(-1, -1, (q - 1) * taps))  # A[b, M, q, t]
-        coef = coef.transpose(1, 2).reshape(b, q - 1, 1, taps, -1)
-    sums = torch.cat([(cols * coef).sum(3), cols.sum(3)], 1)  # z_q, the ones kernel's last
-    rows = sums.permute(0, 3, 1, 2).reshape(-1, q * c)  # [N, (q, C)]
+        coef = kernels.gather(1, region.expand(-1, -1, kernels.shape[2]))  # A[b, M, q, t]
+        coef = coef.transpose(1, 2).reshape(b, q - 1, kh * kw, 1, ho, wo)
+    padded = F.pad(x, (pw, pw, ph, ph)).unsqueeze(1)  # [B, 1, C, Hp, Wp]
+    weighted = box = None  # z_q for the generator's kernels q < g, and the ones kernel's
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        tap = padded[..., i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                     j * dw:j * dw + sw * (wo - 1) + 1:sw]  # X_t, [B, 1, C, Ho, Wo]
+        term = tap * coef[:, :, t]
+        weighted = term if weighted is None else weighted + term
+        box = tap if box is None else box + tap
+    rows = torch.cat([weighted, box], 1).permute(0, 3, 4, 1, 2).reshape(-1, q * c)  # (q, C)
     weight = weight.permute(0, 2, 1, 3).reshape(m, o, q * c)
     if guide is None:
         out = rows @ weight[0].t()

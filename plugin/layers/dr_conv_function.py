@@ -77,9 +77,9 @@ def region_matmul(x: Tensor, weight: Tensor, guide: Tensor, kernel_size: Pair = 
 
 def _segments(guide: Tensor) -> Tuple[Tensor, Tensor, Tensor, Segments]:
     """Positions (flat over ``[B, H, W]``) sorted by ``group = sample * m + region``, the row of
-    every position in that order (to unsort rows with a gather, ~4x faster than ``index_copy_``
-    on CPU), every position's group, and the ``(group, start, end)`` row range of every
-    non-empty group."""
+    every position in that order (to unsort rows with a gather, faster than ``index_copy_`` on
+    CPU: docs/drconv.md), every position's group, and the ``(group, start, end)`` row range of
+    every non-empty group."""
     b, m = guide.shape[:2]
     region = guide.max(1).indices  # argmax (the first maximum), much faster over dim 1 on CPU
     group = region.reshape(b, -1) + torch.arange(b, device=guide.device).unsqueeze(1) * m
@@ -131,7 +131,8 @@ def _unpadded(grad_rows: Tensor, shape: torch.Size, padding: Pair) -> Tensor:
 
 def _sorted_rows(grad_y: Tensor, order: Tensor) -> Tensor:
     """The rows ``[N, O]`` of ``dL/dy`` in sorted order. Channels-last first: a gather of whole
-    rows (``.sum().backward()`` hands an expanded tensor, 4x slower to gather from directly)."""
+    rows (``.sum().backward()`` hands an expanded tensor, slower to gather from directly:
+    docs/drconv.md)."""
     rows = grad_y.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
     return rows.reshape(-1, grad_y.shape[1]).index_select(0, order)
 

@@ -125,6 +125,31 @@ class Raises(nn.Module):
         raise RuntimeError('no way through')
 
 
+class _OldSqueeze(torch.autograd.Function):
+    """An op whose ``symbolic`` writes opset-11 ``Squeeze`` (``axes`` an attribute), as mmcv
+    2.1's ``RoIAlign`` does: the exporter takes it, ``onnx.checker`` refuses it at opset 17."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.squeeze(0)
+
+    @staticmethod
+    def symbolic(g, x):
+        return g.op('Squeeze', x, axes_i=[0])
+
+
+class OldSqueeze(nn.Module):
+    def forward(self, x):
+        return _OldSqueeze.apply(x)
+
+
+def test_graph_refused_by_onnx_checker_leaves_no_file(tmp_path):
+    with pytest.raises(OnnxExportError, match=r'^the model \(OldSqueeze\): the exported graph '
+                                              r'fails onnx.checker: .*axes'):
+        export_onnx(OldSqueeze().eval(), seeded(1, 4, 6, 6), tmp_path / 'm.onnx')
+    assert os.listdir(tmp_path) == []
+
+
 def test_train_mode_is_refused_naming_the_module(tmp_path):
     model = nn.Sequential(TiedBlockConv2d(8, 8, 3, padding=1, B=2), nn.BatchNorm2d(8)).eval()
     model[1].train()

@@ -2,18 +2,21 @@
 module exportable, a file written whole or not at all, and a comparison in onnxruntime.
 
 Exporter: torch's TorchScript exporter (``torch.onnx.export(..., dynamo=False)``; deprecated but
-still in torch 2.14). It traces the model in Python, so our layers switch to their export forms
-of standard ops under ``torch.onnx.is_in_onnx_export()`` (DRConv's region routing, DSC's
-sampling), dims become dynamic by ``dynamic_axes``, and mmcv ops with a ``symbolic`` (``nms``,
-``RoIAlign``) export as mmdeploy exports them. The ``torch.export`` exporter (``dynamo=True``,
-onnxscript) is kept as an option: it exports our layers at fixed shapes, but it cannot run mmcv's
-compiled ops nor the data-dependent shapes of DRConv's region routing with dynamic dims.
+still in torch 2.14), the one mmdeploy drives. It traces the model in Python, so our layers switch
+to their export forms of standard ops under ``torch.onnx.is_in_onnx_export()`` (DRConv's region
+routing, DSC's sampling), dims become dynamic by ``dynamic_axes``, and ops with a ``symbolic``
+(mmcv's, torchvision's) export through it; ``onnx.checker`` then catches a symbolic that does not
+fit the opset (mmcv 2.1's ``RoIAlign`` emits a ``Squeeze`` with ``axes`` as an attribute, refused
+from opset 13). ``dynamo=True`` takes the ``torch.export`` exporter (onnxscript) instead: it
+exports our layers as well (TBC, DSC and DRConv checked at fixed and dynamic shapes), but it
+cannot trace mmcv's compiled ops (``RoIAlign``: ``TorchExportError``).
 
     export_onnx(model.eval(), torch.rand(1, 3, 224, 224), 'model.onnx', dynamic=True)
     diff = max_abs_diff(model(x), run_onnxruntime('model.onnx', x))
 """
 import io
 import os
+import re
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -170,7 +173,8 @@ def _cannot_export(model: nn.Module, culprit: nn.Module, opset: int,
 
 
 def _reason(err: Exception) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(err))  # the torch.export exporter's colours
+    lines = [line for line in text.splitlines() if line.strip()]
     reason = f'{type(err).__name__}: {lines[0] if lines else ""}'
     return reason if len(reason) <= 400 else reason[:397] + '...'
 

@@ -112,5 +112,6 @@ class SKAttention(BaseModule):
         out = feats[0] * weights[0]
         for feat, weight in zip(feats[1:], weights[1:]):  # Eq. 6 without stacking the branches
             # in place, but not in a trace (ONNX export), whose exporter warns of the mutation
-            out = out.addcmul(feat, weight) if torch.jit.is_tracing() else out.addcmul_(feat, weight)
+            add = out.addcmul if torch.jit.is_tracing() else out.addcmul_
+            out = add(feat, weight)
         return out

@@ -5,4 +5,4 @@
 _base_ = './retinanet_tiedresnet-tiny_fpn_1x_occshapes.py'
 model = dict(
     backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', prefix='backbone.',
-                                checkpoint='work_dirs/tiedresnet-tiny_shapecls/epoch_12.pth')))
+                                checkpoint='work_dirs/tiedresnet-tiny_shapecls/epoch_20.pth')))

@@ -5,7 +5,7 @@ _base_ = './_base_/shapecls_cpu.py'
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='DSCResNet', depth=18, base_channels=16, out_indices=(3, ),
-                  style='pytorch', norm_eval=False),
+                  style='pytorch', norm_eval=False, zero_init_residual=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=6, in_channels=128,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))

@@ -120,9 +120,9 @@ def val_top1(work_dir: str) -> List[list]:
     return [[r['step'], r['accuracy/top1']] for r in records if 'accuracy/top1' in r]
 
 
-def pretrain(backbone: str, configs: Dict[str, str], args, threads: int) -> Optional[dict]:
-    """Train (or reuse) the classifier of ``backbone``; its record with the val top-1."""
-    ckpt = checkpoint_of(configs['pretrained'], configs['classifier'])
+def pretrain(backbone: str, classifier: str, ckpt: str, args, threads: int) -> Optional[dict]:
+    """Train (or reuse) the classifier of ``backbone`` into ``ckpt``; its record with the val
+    top-1."""
     work_dir = osp.dirname(ckpt)
     record_file = osp.join(work_dir, 'pretrain_run.json')
     if osp.isfile(ckpt) and osp.isfile(record_file):
@@ -138,14 +138,14 @@ def pretrain(backbone: str, configs: Dict[str, str], args, threads: int) -> Opti
     start = time.time()
     with open(osp.join(work_dir, 'pretrain_train.log'), 'w') as log:
         proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools/train.py'),
-                               configs['classifier'], '--work-dir', work_dir,
+                               classifier, '--work-dir', work_dir,
                                '--cfg-options', *options],
                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     top1 = val_top1(work_dir)
     if proc.returncode != 0 or not osp.isfile(ckpt) or not top1:
         raise RuntimeError(f'pretraining {backbone} failed (exit {proc.returncode}): see '
                            f'{osp.join(work_dir, "pretrain_train.log")}')
-    record = dict(config=osp.relpath(configs['classifier'], ROOT), backbone=backbone,
+    record = dict(config=osp.relpath(classifier, ROOT), backbone=backbone,
                   checkpoint=osp.relpath(ckpt, ROOT), top1=top1, threads=threads,
                   seconds=round(time.time() - start, 1))
     with open(record_file, 'w') as f:
@@ -234,8 +234,8 @@ def main(argv=None) -> None:
     # configs are read here, not in the pool's threads: mmengine's Config is not thread-safe
     epochs = {c: Config.fromfile(c).train_cfg.max_epochs
               for b in args.backbones for c in (configs[b]['scratch'], configs[b]['pretrained'])}
-    for b in args.backbones:
-        checkpoint_of(configs[b]['pretrained'], configs[b]['classifier'])
+    ckpts = {b: checkpoint_of(configs[b]['pretrained'], configs[b]['classifier'])
+             for b in args.backbones}
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     runs_args = argparse.Namespace(work_dir=args.work_dir, data=args.data, no_train=args.no_train)
     gather_args = argparse.Namespace(work_dir=args.work_dir, data=args.data, no_train=True)
@@ -249,7 +249,7 @@ def main(argv=None) -> None:
         # its classifier, which was queued (so started) before it: no deadlock at any --jobs
         jobs = []
         for b in args.backbones:
-            first = pool.submit(pretrain, b, configs[b], args, threads)
+            first = pool.submit(pretrain, b, configs[b]['classifier'], ckpts[b], args, threads)
             jobs.append((f'{b} shape-classes classifier', first))
             for start in ('scratch', 'pretrained'):
                 for seed in args.seeds:

@@ -6,4 +6,4 @@
 _base_ = '../retinanet_dr-r18-tiny_fpn_occshapes.py'
 model = dict(
     backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', prefix='backbone.',
-                                checkpoint='work_dirs/dr-r18-tiny_shapecls/epoch_12.pth')))
+                                checkpoint='work_dirs/dr-r18-tiny_shapecls/epoch_20.pth')))

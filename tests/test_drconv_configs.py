@@ -7,6 +7,7 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet.models.backbones import ResNet
 
 from conftest import ROOT, data_options, load_plugin_config, run_tool, tensor_forward
 from plugin.analysis import build_model, find_backbone
@@ -14,7 +15,8 @@ from plugin.backbones import DRMobileNetV2, DRResNet, DRShuffleNetV2
 from plugin.layers import DRConv2d
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'drconv', '*.py')))
-BACKBONES = {'dr-r': DRResNet, 'shufflenetv2': DRShuffleNetV2, 'mobilenetv2': DRMobileNetV2}
+BACKBONES = {'dr-r': DRResNet, 'shufflenetv2': DRShuffleNetV2, 'mobilenetv2': DRMobileNetV2,
+             'r50-drconv': ResNet}  # mmdet's own ResNet-50, DRConv through its dcn slot
 
 
 def test_every_algorithm_has_each_backbone():
@@ -34,7 +36,7 @@ def test_config_builds_and_runs_forward(path):
     (cls, ) = [c for key, c in BACKBONES.items() if key in name]
     assert type(backbone) is cls
     drconvs = [m for m in backbone.modules() if isinstance(m, DRConv2d)]
-    assert bool(drconvs) == ('_dr-' in name)
+    assert bool(drconvs) == ('_dr-' in name or '-drconv' in name)
     assert all(m.region_num == 8 for m in drconvs)
     if 'shufflenetv2' in name:
         assert backbone.out_channels == model.neck.in_channels

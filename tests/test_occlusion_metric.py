@@ -166,6 +166,30 @@ def test_hook_puts_one_occlusion_metric_beside_coco_metric(shapes_data, tmp_path
     assert json.load(open(tmp_path / 'occlusion' / 'val.json')) == metrics[1].reports
 
 
+def test_hook_parses_bins_once(shapes_data, tmp_path, monkeypatch):
+    """The hook parses (and checks) its bins when the config is built; the metric it adds takes
+    the parsed buckets, cumulative ones included, and never parses them again."""
+    from mmdet.evaluation import CocoMetric
+
+    from plugin.evaluation.hooks import occlusion_eval_hook
+    from plugin.evaluation.metrics import occlusion_metric
+    from plugin.structures.occlusion_ratio import parse_bins
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return parse_bins(*args, **kwargs)
+
+    monkeypatch.setattr(occlusion_eval_hook, 'parse_bins', counting)
+    monkeypatch.setattr(occlusion_metric, 'parse_bins', counting)
+    runner = loop_runner([CocoMetric(ann_file=shapes_data['val'])], tmp_path, shapes_data['val'])
+    hook = OcclusionEvalHook(bins=[0, 0.3, 'inf'], cumulative=True, plot=False)
+    hook.before_val(runner)
+    added = runner.val_loop.evaluator.metrics[1]
+    assert len(calls) == 1
+    assert added.buckets.cumulative and added.buckets.names == ['>=0', '>=0.3']
+
+
 def test_hook_uses_the_evaluators_occlusion_metric_and_needs_a_coco_metric(shapes_data,
                                                                             tmp_path):
     ours = OcclusionCocoMetric(ann_file=shapes_data['val'])

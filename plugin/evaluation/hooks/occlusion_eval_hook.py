@@ -57,8 +57,7 @@ class OcclusionEvalHook(Hook):
                  plot: bool = True) -> None:
         # fail on bad arguments when the config is built, not when validation starts
         check_options(type(self).__name__, overlap=overlap, backend=backend)
-        parse_bins(bins, cumulative)
-        self.metric_args = dict(bins=bins, overlap=overlap, cumulative=cumulative,
+        self.metric_args = dict(bins=parse_bins(bins, cumulative), overlap=overlap,
                                 backend=backend)
         self.iou_types = None if iou_types is None else list(iou_types)
         self.plot = plot

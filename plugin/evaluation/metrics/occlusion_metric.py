@@ -2,7 +2,7 @@
 predictions gathered from every rank."""
 import os.path as osp
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from mmdet.evaluation import CocoMetric
 from mmengine.dist import broadcast_object_list
@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import METRICS
 from pycocotools.coco import COCO
 
-from ...structures.occlusion_ratio import DEFAULT_BINS, parse_bins
+from ...structures.occlusion_ratio import DEFAULT_BINS, Buckets, parse_bins
 from ..cocoeval_subsets import load_results
 from ..occlusion import (IOU_TYPES, check_options, evaluate_by_occlusion, format_report,
                          image_occlusion_ratios, occlusion_metrics)
@@ -35,7 +35,8 @@ class OcclusionMetric(CocoMetric):
     when there is none, as ``CocoMetric``).
 
     Args:
-        bins: bucket edges of the occlusion ratio r, ``lo <= r < hi``.
+        bins: bucket edges of the occlusion ratio r, ``lo <= r < hi``, or the :class:`Buckets`
+            :func:`parse_bins` made of them (then ``cumulative`` is theirs).
         overlap: ``'box'`` or ``'mask'`` areas in r.
         cumulative: buckets ``r >= edge`` instead of ``lo <= r < hi``.
         backend: ``'pycocotools'`` or ``'faster-coco-eval'`` (same numbers, faster) for the
@@ -47,14 +48,14 @@ class OcclusionMetric(CocoMetric):
     def __init__(self,
                  ann_file: Optional[str] = None,
                  *args,
-                 bins: Sequence = DEFAULT_BINS,
+                 bins: Union[Sequence, Buckets] = DEFAULT_BINS,
                  overlap: str = 'box',
                  cumulative: bool = False,
                  backend: str = 'pycocotools',
                  **kwargs) -> None:
         super().__init__(ann_file, *args, **kwargs)
         check_options(type(self).__name__, overlap=overlap, backend=backend)
-        self.buckets = parse_bins(bins, cumulative)
+        self.buckets = bins if isinstance(bins, Buckets) else parse_bins(bins, cumulative)
         self.ann_file = ann_file
         self.sort_categories = kwargs.get('sort_categories', False)
         self.overlap = overlap

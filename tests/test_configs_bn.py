@@ -11,7 +11,8 @@
    (stem and stage 1 frozen, BN frozen) or, in mmseg, SyncBN in training as mmseg's configs. The
    ``*-scratch_*`` configs follow mmdet's from-scratch recipe (``mmdet::scratch/``): no
    pretrained weights, every stage trained, GN or SyncBN in the backbone, neck and heads, 6x.
-3. A missing local checkpoint of those configs names the ImageNet config that writes it.
+3. A missing local checkpoint of those configs names the ImageNet config that writes it, and
+   docs/model_zoo.md says where each config starts.
 """
 import copy
 import glob
@@ -204,3 +205,15 @@ def test_missing_imagenet_checkpoint_names_its_config(checkpoint, tmp_path, monk
     with pytest.raises(CheckpointError, match=re.escape(config)):
         backbone.init_weights()
 
+
+
+def test_model_zoo_says_where_each_task_config_starts():
+    from test_docs import zoo_rows
+    rows = zoo_rows()
+    for path in TASK_CONFIGS:
+        expected = 'scratch' if path in SCRATCH else WEIGHTS[variant(
+            _inner(Config.fromfile(path)).backbone)]
+        if expected.startswith('work_dirs/'):
+            expected = expected.split('/')[1]  # the ImageNet config that writes it
+        name = osp.basename(path)[:-3]
+        assert rows[name]['backbone starts from'] == f'`{expected}`', name

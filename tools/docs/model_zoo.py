@@ -195,6 +195,34 @@ def paper_key(backbone: dict) -> tuple:
     return kind, backbone.get('depth'), preset
 
 
+def describe_init(model: dict) -> str:
+    """Where the backbone's weights start: a published checkpoint (``'torchvision://resnet50'``),
+    the pretraining config of ours whose run writes the checkpoint (``work_dirs/X/...`` -> ``'X'``),
+    or ``'scratch'``."""
+    init = model['backbone'].get('init_cfg')
+    checkpoint = (init.get('checkpoint') if isinstance(init, dict)
+                  and init.get('type') == 'Pretrained' else model.get('pretrained'))
+    if not checkpoint:
+        return 'scratch'
+    return checkpoint if '://' in checkpoint else osp.basename(osp.dirname(checkpoint))
+
+
+# backbone arguments that decide how weights start or which train, not the model's numbers (all
+# parameters counted, eval mode)
+INIT_ONLY = ('init_cfg', 'pretrained', 'frozen_stages', 'norm_eval')
+
+
+def memo_key(model: dict, shape: Tuple[int, int]) -> str:
+    """The key of a model's numbers: its config less ``INIT_ONLY`` (a COCO config and its
+    from-ImageNet twin are measured once), and the input size."""
+    model = copy.deepcopy(model)
+    inner = model.get('detector') or model.get('segmentor') or model
+    for key in INIT_ONLY:
+        inner.pop(key, None)
+        inner['backbone'].pop(key, None)
+    return json.dumps([model, shape], sort_keys=True, default=str)
+
+
 def latency_ms(model: torch.nn.Module, x: torch.Tensor, samples: list, repeat: int) -> float:
     """Median wall time of ``repeat`` inferences (``mode='predict'``: heads, NMS, masks and
     rescaling included, the data pipeline not), after a warm-up at half the resolution (the code
@@ -227,7 +255,7 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
     (``--cache``) only adds what is missing (e.g. the latency after a ``--no-latency`` run)."""
     cfg = Config.fromfile(resolve(path))
     shape = test_shape(cfg)
-    key = json.dumps([cfg.model.to_dict(), shape], sort_keys=True, default=str)
+    key = memo_key(cfg.model.to_dict(), shape)
     inner = cfg.model.get('detector') or cfg.model.get('segmentor') or cfg.model  # DSC wrappers
     model_name = cfg.model.type.split('.')[-1]
     if inner is not cfg.model:
@@ -240,7 +268,8 @@ def measure(path: str, repeat: int, with_latency: bool, memo: Dict[str, dict]) -
     row = dict(config=path if '::' in path else osp.relpath(path, ROOT), shape=shape,
                model=model_name, backbone=describe_backbone(inner.backbone),
                neck=head.get('type', '-'), paper=PAPER.get(key_of_paper, ''),
-               paper_top1=PAPER_TOP1.get(key_of_paper, ''), latency_ms=None)
+               paper_top1=PAPER_TOP1.get(key_of_paper, ''), init=describe_init(inner),
+               latency_ms=None)
     numbers = memo.setdefault(key, {})
     need_latency = with_latency and numbers.get('latency_ms') is None
     if 'model_flops' in numbers and not need_latency:
@@ -297,13 +326,16 @@ def format_page(rows: List[dict], threads: int, repeat: int,
         'small models is in [the occlusion study](occlusion_study.md). The paper column quotes '
         'the papers (their classifier included); the family pages reconcile both counts. The '
         "ImageNet table's paper top-1 column quotes the papers' ImageNet top-1 of the same model, "
-        'as a statement relative to the baseline where the paper gives only that (TBC).',
+        'as a statement relative to the baseline where the paper gives only that (TBC). The '
+        "column 'backbone starts from' says where the backbone's weights start: published "
+        'weights, the pretraining config of ours whose checkpoint it loads (a row of the ImageNet '
+        'table; [pretraining.md](pretraining.md#from-imagenet-weights-to-coco)), or scratch.',
         '',
     ]
     header = ('| config | model | backbone | neck / head | backbone params (M) '
               '| backbone GFLOPs @224 | model params (M) | model GFLOPs | input '
-              '| CPU latency (ms) | paper |')
-    rule = '|---|---|---|---|---:|---:|---:|---:|---|---:|---|'
+              '| CPU latency (ms) | paper | backbone starts from |')
+    rule = '|---|---|---|---|---:|---:|---:|---:|---|---:|---|---|'
     for folder, title, page, lead in FAMILIES:
         family = [r for r in rows if r['family'] == folder]
         if not family:
@@ -320,7 +352,7 @@ def format_page(rows: List[dict], threads: int, repeat: int,
                 f"| {name} | {r['model']} | {r['backbone']} | "
                 f"{r['neck']} | {_m(r['backbone_params'])} | {_g(r['backbone_flops_224'])} | "
                 f"{_m(r['model_params'])} | {_g(r['model_flops'])} | "
-                f"{r['shape'][0]}x{r['shape'][1]} | {latency} | {r['paper']} |"
+                f"{r['shape'][0]}x{r['shape'][1]} | {latency} | {r['paper']} | `{r['init']}` |"
                 + (f" {r['paper_top1']} |" if top1 else ''))
         lines.append('')
     return '\n'.join(lines)

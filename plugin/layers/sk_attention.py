@@ -111,7 +111,8 @@ class SKAttention(BaseModule):
         weights = self.weights(feats).unbind(dim=1)
         out = feats[0] * weights[0]
         for feat, weight in zip(feats[1:], weights[1:]):  # Eq. 6 without stacking the branches
-            # in place, but not in a trace (ONNX export), whose exporter warns of the mutation
-            add = out.addcmul if torch.jit.is_tracing() else out.addcmul_
+            # in place, but not in an ONNX export, whose exporter warns of the mutation (not in
+            # any trace: the FLOP counter's trace would count the out-of-place op alone)
+            add = out.addcmul if torch.onnx.is_in_onnx_export() else out.addcmul_
             out = add(feat, weight)
         return out

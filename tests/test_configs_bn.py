@@ -180,16 +180,9 @@ def test_scratch_config_follows_mmdets_recipe(path):
 
 
 LOCAL = sorted({c for c in WEIGHTS.values() if c.startswith('work_dirs/')})
-# ImageNet configs that issue 16 asks for and configs/imagenet/ does not hold yet: strict, so
-# that the mark goes when the config comes
-NOT_YET = {'tiedsenet50_8xb32_in1k', 'tiedresnest50_8xb32_in1k', 'shufflenetv2-1x_16xb64_in1k',
-           'shufflenetv2-0.5x_16xb64_in1k'}
 
 
-@pytest.mark.parametrize('checkpoint', [
-    pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason=f"configs/imagenet/{c.split('/')[1]}.py is not written yet"))
-    if c.split('/')[1] in NOT_YET else c for c in LOCAL])
+@pytest.mark.parametrize('checkpoint', LOCAL)
 def test_missing_imagenet_checkpoint_names_its_config(checkpoint, tmp_path, monkeypatch):
     """A config's backbone, ``init_weights()`` with no checkpoint on disk: the error names the
     ImageNet config that writes it."""

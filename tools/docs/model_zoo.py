@@ -68,6 +68,11 @@ PAPER_TOP1 = {
     ('SKNet', 50, None): '79.21 (20.79% top-1 error; SKNet, Table 2)',
     ('SKNet', 101, None): '79.81 (20.19% top-1 error; SKNet, Table 2)',
     ('DRShuffleNetV2', 0.5, 'dr'): '67.1 at 46 M MAdds (DRConv)',
+    ('DRShuffleNetV2', 0.5, None): '60.3 at 41 M FLOPs (39.7% top-1 error; ShuffleNetV2, Table 8)',
+    ('DRShuffleNetV2', 1.0, None): '69.4 at 146 M FLOPs (30.6% top-1 error; ShuffleNetV2, '
+                                   'Table 8)',
+    ('TiedResNeSt', 50, None): 'TiedResNeSt-50-S above ResNeSt-50-S with 59% of its params and '
+                               '82% of its FLOPs (TBC, Table 1; ours is not the -S, tbc.md)',
 }
 # (folder, title, page, what the page holds); tables of TOP1_FAMILIES get a "paper top-1" column
 FAMILIES = [('tbc', 'Tied Block Convolution', 'tbc.md', 'Design and equations'),

@@ -61,7 +61,7 @@ def parse_args(argv=None):
         parser.error(f'--seeds must be distinct non-negative integers, got {args.seeds}')
     if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         parser.error('--epochs and --jobs must be at least 1')
-    if args.page and len(_split_page(args.page)) != 3:
+    if args.page and len(split_page(args.page)) != 3:
         parser.error(f'--page {args.page} needs one {BEGIN!r} line and one {END!r} line after it')
     missing = [c for c in args.configs if not osp.isfile(c)]
     if missing:
@@ -72,15 +72,24 @@ def parse_args(argv=None):
 BEGIN, END = '<!-- study:begin -->', '<!-- study:end -->'
 
 
-def _split_page(page: str) -> list:
-    """``[before, block, after]`` of the page around its study markers (fewer parts if absent)."""
+def split_page(page: str, begin: str = BEGIN, end: str = END) -> list:
+    """``[before, block, after]`` of the page around its ``begin``/``end`` marker lines (fewer
+    parts if absent)."""
     if not osp.isfile(page):
         return []
     with open(page) as f:
         text = f.read()
-    head, sep, rest = text.partition(BEGIN + '\n')
-    block, sep2, tail = rest.partition(END + '\n')
+    head, sep, rest = text.partition(begin + '\n')
+    block, sep2, tail = rest.partition(end + '\n')
     return [head, block, tail] if sep and sep2 else []
+
+
+def write_block(page: str, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace what stands between the page's ``begin`` and ``end`` marker lines by ``block``."""
+    head, _, tail = split_page(page, begin, end)
+    with open(page, 'w') as f:
+        f.write(f'{head}{begin}\n{block}{end}\n{tail}')
+    print(f'table -> {page}')
 
 
 def make_data(data: str, num_train: int, num_val: int) -> None:
@@ -249,7 +258,6 @@ def main(argv=None) -> None:
     print(table)
     print(f'written: {args.out}/occlusion_study.json, .png')
     if args.page:
-        head, _, tail = _split_page(args.page)
         image = osp.relpath(plot, osp.dirname(osp.abspath(args.page)))
         num_images = sum(b['num_images'] for b in rows[0]['buckets'])
         block = (f'COCO AP x 100, mean ± standard deviation over the seeds of each row, for all '
@@ -260,9 +268,7 @@ def main(argv=None) -> None:
                  f'{table}\n\n![AP against occlusion ratio, one line per backbone]({image})\n')
         if missing:
             block += f'\nNot finished yet (not in the table): {", ".join(missing)}.\n'
-        with open(args.page, 'w') as f:
-            f.write(f'{head}{BEGIN}\n{block}{END}\n{tail}')
-        print(f'table -> {args.page}')
+        write_block(args.page, block)
 
 
 if __name__ == '__main__':

@@ -84,19 +84,9 @@ def parse_args(argv=None):
         missing = [p for p in configs_of(backbone, args.detector).values() if not osp.isfile(p)]
         if missing:
             parser.error(f'--backbones {backbone}: no such config: {missing}')
-    if args.page and len(split_page(args.page)) != 3:
+    if args.page and len(study.split_page(args.page, BEGIN, END)) != 3:
         parser.error(f'--page {args.page} needs one {BEGIN!r} line and one {END!r} line after it')
     return args
-
-
-def split_page(page: str) -> list:
-    """``[before, block, after]`` of the page around the pretrain markers (fewer if absent)."""
-    if not osp.isfile(page):
-        return []
-    with open(page) as f:
-        head, sep, rest = f.read().partition(BEGIN + '\n')
-    block, sep2, tail = rest.partition(END + '\n')
-    return [head, block, tail] if sep and sep2 else []
 
 
 def checkpoint_of(pretrained_config: str, classifier_config: str) -> str:
@@ -301,7 +291,6 @@ def main(argv=None) -> None:
         missing = [f'`{osp.basename(configs[b][s])[:-3]}` seed {seed}' for b in args.backbones
                    for s in ('scratch', 'pretrained') for seed in args.seeds
                    if (osp.relpath(configs[b][s], ROOT), seed) not in done]
-        head, _, tail = split_page(args.page)
         num_images = sum(b['num_images'] for b in rows[0]['buckets'])
         block = (f'{args.detector} box AP x 100 on the {num_images} validation images and per '
                  'occlusion bucket: the mean over the seeds, then each seed in brackets; '
@@ -316,9 +305,7 @@ def main(argv=None) -> None:
                       f'{", ".join(taken)}.\n')
         if missing:
             block += f'\nNot finished yet (not in the table): {", ".join(missing)}.\n'
-        with open(args.page, 'w') as f:
-            f.write(f'{head}{BEGIN}\n{block}{END}\n{tail}')
-        print(f'table -> {args.page}')
+        study.write_block(args.page, block, BEGIN, END)
 
 
 if __name__ == '__main__':

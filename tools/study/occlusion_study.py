@@ -110,6 +110,19 @@ def report_path(work_dir: str, epochs: int) -> str:
     return osp.join(work_dir, 'occlusion', f'val_epoch{epochs}.json')
 
 
+def run_train(config: str, work_dir: str, options: List[str], threads: int, log_name: str) -> tuple:
+    """Run ``tools/train.py config`` into ``work_dir`` with ``--cfg-options options`` on
+    ``threads`` threads, its output in ``work_dir/log_name``; ``(exit status, seconds)``."""
+    os.makedirs(work_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.time()
+    with open(osp.join(work_dir, log_name), 'w') as log:
+        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools/train.py'), config,
+                               '--work-dir', work_dir, '--cfg-options', *options],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    return proc.returncode, round(time.time() - start, 1)
+
+
 def train_one(config: str, seed: int, epochs: int, args, threads: int) -> dict:
     """Train (or reuse) one run; returns its record with the final occlusion reports."""
     work_dir = osp.join(args.work_dir, osp.basename(config)[:-3], f'seed{seed}')
@@ -128,22 +141,15 @@ def train_one(config: str, seed: int, epochs: int, args, threads: int) -> dict:
                f'test_dataloader.dataset.data_root={data}',
                f'val_evaluator.ann_file={data}annotations/instances_val.json',
                f'test_evaluator.ann_file={data}annotations/instances_val.json']
-    os.makedirs(work_dir, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    start = time.time()
-    with open(osp.join(work_dir, 'study_train.log'), 'w') as log:
-        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools/train.py'), config,
-                               '--work-dir', work_dir, '--cfg-options', *options],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    if proc.returncode != 0 or not osp.isfile(report):
-        raise RuntimeError(f'{config} seed {seed} failed (exit {proc.returncode}): see '
+    returncode, seconds = run_train(config, work_dir, options, threads, 'study_train.log')
+    if returncode != 0 or not osp.isfile(report):
+        raise RuntimeError(f'{config} seed {seed} failed (exit {returncode}): see '
                            f'{osp.join(work_dir, "study_train.log")}')
     with open(report) as f:
         reports = json.load(f)
     detector, backbone = split_name(config)
     record = dict(config=osp.relpath(config, ROOT), detector=detector, backbone=backbone,
-                  seed=seed, epochs=epochs, threads=threads,
-                  seconds=round(time.time() - start, 1), reports=reports)
+                  seed=seed, epochs=epochs, threads=threads, seconds=seconds, reports=reports)
     with open(record_file, 'w') as f:
         json.dump(record, f)
     return record

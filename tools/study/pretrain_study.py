@@ -26,7 +26,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
@@ -123,21 +122,15 @@ def pretrain(backbone: str, classifier: str, ckpt: str, args, threads: int) -> O
     data = args.cls_data.rstrip('/') + '/'
     options = [f'{loader}.dataset.data_root={data}'
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    os.makedirs(work_dir, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    start = time.time()
-    with open(osp.join(work_dir, 'pretrain_train.log'), 'w') as log:
-        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools/train.py'),
-                               classifier, '--work-dir', work_dir,
-                               '--cfg-options', *options],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    returncode, seconds = study.run_train(classifier, work_dir, options, threads,
+                                          'pretrain_train.log')
     top1 = val_top1(work_dir)
-    if proc.returncode != 0 or not osp.isfile(ckpt) or not top1:
-        raise RuntimeError(f'pretraining {backbone} failed (exit {proc.returncode}): see '
+    if returncode != 0 or not osp.isfile(ckpt) or not top1:
+        raise RuntimeError(f'pretraining {backbone} failed (exit {returncode}): see '
                            f'{osp.join(work_dir, "pretrain_train.log")}')
     record = dict(config=osp.relpath(classifier, ROOT), backbone=backbone,
                   checkpoint=osp.relpath(ckpt, ROOT), top1=top1, threads=threads,
-                  seconds=round(time.time() - start, 1))
+                  seconds=seconds)
     with open(record_file, 'w') as f:
         json.dump(record, f)
     return record

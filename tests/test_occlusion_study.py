@@ -1,4 +1,6 @@
-"""tools/study/occlusion_study.py: mean and spread over seeds, the table, a tiny real study."""
+"""tools/study/occlusion_study.py: mean and spread over seeds, the table, recorded runs, a tiny
+real study."""
+import argparse
 import json
 import os.path as osp
 
@@ -58,7 +60,8 @@ def usage_error(study, capsys, *args):
 
 @pytest.mark.parametrize('args, name', [(['--seeds', '0', '0'], '--seeds'),
                                         (['--jobs', '0'], '--jobs'),
-                                        (['--configs', 'nope.py'], '--configs')])
+                                        (['--configs', 'nope.py'], '--configs'),
+                                        (['--runs-from', 'nope.json'], '--runs-from')])
 def test_bad_arguments_name_the_option(study, capsys, args, name):
     assert name in usage_error(study, capsys, *args)
 
@@ -68,6 +71,31 @@ def test_page_without_markers_is_refused(study, capsys, tmp_path):
     page.write_text('# no markers\n')
     error = usage_error(study, capsys, '--page', str(page))
     assert '--page' in error and 'study:begin' in error
+
+
+def test_recorded_runs_stand_in_only_for_unfinished_ones(study, monkeypatch):
+    calls = []
+
+    def train_one(config, seed, epochs, args, threads):
+        calls.append((seed, args.no_train))
+        return dict(fresh=seed) if seed == 0 else None  # seed 0 has finished in the work dir
+
+    monkeypatch.setattr(study, 'train_one', train_one)
+    config = osp.join(ROOT, 'configs/study/retinanet_a_fpn.py')
+    recorded = {('configs/study/retinanet_a_fpn.py', s): dict(recorded=s) for s in (0, 1)}
+    args = argparse.Namespace(work_dir='w', data='d', no_train=False)
+    assert study.train_or_reuse(config, 0, 8, args, 1, recorded) == dict(fresh=0)
+    assert study.train_or_reuse(config, 1, 8, args, 1, recorded) == dict(recorded=1)
+    assert study.train_or_reuse(config, 2, 8, args, 1, recorded) is None
+    assert calls == [(0, True), (1, True), (2, False)]  # only the unrecorded run may train
+    assert args.no_train is False
+    runs = [dict(fresh=0), recorded[('configs/study/retinanet_a_fpn.py', 1)]]
+    runs[0].update(config='configs/study/retinanet_a_fpn.py', seed=0)
+    runs[1].update(config='configs/study/retinanet_a_fpn.py', seed=1)
+    note = study.taken_note(runs, recorded, osp.join(ROOT, 'docs/study/occlusion_study.json'))
+    assert note == ('\nTaken from the runs recorded in `docs/study/occlusion_study.json`, not '
+                    'trained again: `retinanet_a_fpn` seed 1.\n')
+    assert study.taken_note(runs[:1], recorded, 'x.json') == ''
 
 
 @pytest.mark.e2e
@@ -104,3 +132,14 @@ def test_tiny_study_trains_two_seeds_writes_table_and_reuses_runs(tmp_path):
     assert 'Not finished yet (not in the table): `retinanet_r18-tiny_fpn_occshapes` seed 2.' in text
     row = next(line for line in text.splitlines() if line.startswith('| retinanet'))
     assert row.split(' | ')[5:7] == ['1', '0, 1']  # epochs, and the seeds that finished
+
+    # another work dir without runs: the recorded ones fill the table, nothing trains
+    recorded = tmp_path / 'recorded.json'
+    recorded.write_text((tmp_path / 'out' / 'occlusion_study.json').read_text())
+    work = args.index('--work-dir')
+    run_tool(args[:work + 1] + [str(tmp_path / 'work2')] + args[work + 2:] +
+             ['--runs-from', str(recorded)], timeout=300)
+    assert not (tmp_path / 'work2' / 'retinanet_r18-tiny_fpn_occshapes').exists()
+    text = page.read_text()
+    assert 'not trained again: `retinanet_r18-tiny_fpn_occshapes` seed 0, ' in text
+    assert row == next(line for line in text.splitlines() if line.startswith('| retinanet'))

@@ -138,16 +138,17 @@ def test_table_has_scratch_pretrained_and_their_difference(study):
         '| b | difference |  |  |  | - | - | - |']
 
 
-def test_scratch_runs_are_taken_from_a_study_json_at_equal_budget(study, tmp_path):
+def test_scratch_runs_are_taken_from_a_study_json_at_equal_budget(tmp_path):
+    occlusion_study = load_tool('tools/study/occlusion_study.py')
     scratch = osp.join(ROOT, 'configs/study/retinanet_a_fpn.py')
     runs = [fake_run('configs/study/retinanet_a_fpn.py', s, 0.1, [0.1]) for s in (0, 1, 2)]
     runs.append(fake_run('configs/study/retinanet_b_fpn.py', 0, 0.1, [0.1]))
     path = tmp_path / 'occlusion_study.json'
     path.write_text(json.dumps(dict(runs=runs)))
-    got = study.study_runs(str(path), [scratch], [0, 1], {scratch: 8})
+    got = occlusion_study.study_runs(str(path), [scratch], [0, 1], {scratch: 8})
     assert sorted(got) == [('configs/study/retinanet_a_fpn.py', 0),
                            ('configs/study/retinanet_a_fpn.py', 1)]
-    assert study.study_runs(str(path), [scratch], [0, 1], {scratch: 12}) == {}  # another budget
+    assert occlusion_study.study_runs(str(path), [scratch], [0, 1], {scratch: 12}) == {}
 
 
 def test_shipped_detectors_load_what_their_classifiers_write(study):

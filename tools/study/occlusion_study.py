@@ -3,13 +3,15 @@ their backbone, each trained with several seeds on the occlusion-shapes data (CP
 
     python tools/study/occlusion_study.py [--configs CFG ...] [--seeds 0 1] [--jobs 2]
         [--epochs N] [--data data/occlusion_shapes_study] [--work-dir work_dirs/study]
-        [--out docs/study] [--page docs/occlusion_study.md]
+        [--out docs/study] [--page docs/occlusion_study.md] [--runs-from STUDY_JSON]
 
 Every config (default: ``configs/study/*.py``, a RetinaNet and a Mask R-CNN for each backbone)
 is trained once per seed through ``tools/train.py`` with the same budget (epochs, data, schedule);
 the :class:`OcclusionEvalHook` of the config writes the final AP per occlusion bucket. A run
 that already finished (its report exists) is reused, so an interrupted study continues where it
-stopped. The study writes ``{out}/occlusion_study.json`` (every run) and ``occlusion_study.png``
+stopped; ``--runs-from`` takes the runs that have not finished in the work dir from an earlier
+``occlusion_study.json`` (same config, seed and epochs), so a few configs can be rerun and the
+table rebuilt with the others' recorded runs. The study writes ``{out}/occlusion_study.json`` (every run) and ``occlusion_study.png``
 (AP against occlusion ratio, one line per backbone, one panel per detector and IoU type), and puts
 the table (mean and spread over seeds, backbone size) into ``--page`` between its
 ``<!-- study:begin -->`` and ``<!-- study:end -->`` lines (the discussion around them is written
@@ -56,7 +58,13 @@ def parse_args(argv=None):
     parser.add_argument('--size', type=int, default=256, help='image side for the FLOPs count')
     parser.add_argument('--no-train', action='store_true',
                         help='only gather the runs that have finished; the page names the others')
+    parser.add_argument('--runs-from', metavar='STUDY_JSON',
+                        help='runs that have not finished in --work-dir are taken from this '
+                        'occlusion_study.json (same config, seed and epochs) instead of being '
+                        'trained')
     args = parser.parse_args(argv)
+    if args.runs_from and not osp.isfile(args.runs_from):
+        parser.error(f'--runs-from: no such file: {args.runs_from}')
     if min(args.seeds, default=-1) < 0 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds must be distinct non-negative integers, got {args.seeds}')
     if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
@@ -155,6 +163,38 @@ def train_one(config: str, seed: int, epochs: int, args, threads: int) -> dict:
     return record
 
 
+def study_runs(path: str, configs: List[str], seeds: List[int], epochs: Dict[str, int]) -> dict:
+    """``{(config, seed): run}`` of an occlusion_study.json for ``configs`` x ``seeds`` at their
+    ``epochs`` (relative config paths, as the runs name them)."""
+    with open(path) as f:
+        runs = json.load(f)['runs']
+    wanted = {(osp.relpath(c, ROOT), s): epochs[c] for c in configs for s in seeds}
+    return {(r['config'], r['seed']): r for r in runs
+            if wanted.get((r['config'], r['seed'])) == r['epochs']}
+
+
+def train_or_reuse(config: str, seed: int, epochs: int, args, threads: int,
+                   recorded: dict) -> dict:
+    """:func:`train_one`, except that a run which has not finished in the work dir but is in
+    ``recorded`` (:func:`study_runs`) is taken from there instead of being trained."""
+    key = (osp.relpath(config, ROOT), seed)
+    if key in recorded:
+        gather = argparse.Namespace(**vars(args) | dict(no_train=True))
+        return train_one(config, seed, epochs, gather, threads) or recorded[key]
+    return train_one(config, seed, epochs, args, threads)
+
+
+def taken_note(runs: List[dict], recorded: dict, source: str) -> str:
+    """The page's line naming the runs that were taken from ``source``, not trained ('' if
+    none)."""
+    taken = [f'`{osp.basename(r["config"])[:-3]}` seed {r["seed"]}' for r in runs
+             if any(r is v for v in recorded.values())]
+    if not taken:
+        return ''
+    return (f'\nTaken from the runs recorded in `{osp.relpath(source, ROOT)}`, not trained '
+            f'again: {", ".join(taken)}.\n')
+
+
 def _mean_spread(values: Sequence[float]) -> tuple:
     """Mean and sample standard deviation (0 for one value); None where any run is undefined."""
     if any(v is None for v in values):
@@ -221,10 +261,12 @@ def main(argv=None) -> None:
     epochs = {c: args.epochs or Config.fromfile(c).train_cfg.max_epochs for c in args.configs}
     jobs = [(c, s) for c in args.configs for s in args.seeds]
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    recorded = study_runs(args.runs_from, args.configs, args.seeds, epochs) if args.runs_from else {}
     runs = []
     with Progress() as progress, ThreadPoolExecutor(args.jobs) as pool:
         task = progress.add_task(f'{len(jobs)} runs, {args.jobs} at once', total=len(jobs))
-        futures = [pool.submit(train_one, c, s, epochs[c], args, threads) for c, s in jobs]
+        futures = [pool.submit(train_or_reuse, c, s, epochs[c], args, threads, recorded)
+                   for c, s in jobs]
         failed = []
         for future in futures:
             try:
@@ -272,6 +314,8 @@ def main(argv=None) -> None:
                  'machine (a rough cost, not a benchmark). Generated by '
                  '`tools/study/occlusion_study.py` (do not edit between the markers).\n\n'
                  f'{table}\n\n![AP against occlusion ratio, one line per backbone]({image})\n')
+        if recorded:
+            block += taken_note(runs, recorded, args.runs_from)
         if missing:
             block += f'\nNot finished yet (not in the table): {", ".join(missing)}.\n'
         write_block(args.page, block)

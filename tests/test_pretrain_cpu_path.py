@@ -103,6 +103,7 @@ def test_classifier_checkpoint_starts_its_detector(classifier, detector, tmp_pat
     ckpt = tmp_path / 'epoch.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     init_cfg.checkpoint = str(ckpt)
+    init_default_scope(det_cfg.default_scope)  # 'ResNet' is mmdet's there, mmpretrain's above
     torch.manual_seed(1)
     backbone = MODELS.build(det_cfg.model.backbone)
     backbone.init_weights()

@@ -38,7 +38,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import occlusion_study as study  # noqa: E402  (this folder: its runs, reports and table cells)
 
 BEGIN, END = '<!-- pretrain:begin -->', '<!-- pretrain:end -->'
-BACKBONES = ('tiedresnet14-tiny', 'sknet14-tiny', 'dr-r18-tiny', 'dsc-r18-tiny')
+BACKBONES = ('r18-tiny', 'tiedresnet14-tiny', 'sknet14-tiny', 'dr-r18-tiny', 'dsc-r18-tiny')
 
 
 def configs_of(backbone: str, detector: str) -> Dict[str, str]:

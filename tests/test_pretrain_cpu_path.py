@@ -139,6 +139,20 @@ def test_table_has_scratch_pretrained_and_their_difference(study):
         '| b | difference |  |  |  | - | - | - |']
 
 
+def test_plot_has_a_panel_per_backbone_and_a_line_per_start(study, tmp_path):
+    runs = [fake_run(f'configs/study/{d}retinanet_{b}_fpn.py', s, 0.1 + s, [0.1, 0.2])
+            for d in ('', 'pretrained/') for b in ('a', 'b') for s in (0, 1)]
+    for run in runs:
+        run['backbone'] = osp.basename(run['config']).split('_')[1]
+    rows = study.study.aggregate(runs)
+    rows.append(rows[0] | dict(iou_type='segm'))  # only box AP is drawn
+    got = study.plot_rows(rows)
+    assert sorted((r['detector'], r['backbone']) for r in got) == [
+        ('a', 'from scratch'), ('a', 'pretrained'), ('b', 'from scratch'), ('b', 'pretrained')]
+    out = study.plot_occlusion_study(got, str(tmp_path / 'p.png'))
+    assert (tmp_path / 'p.png').stat().st_size > 0 and out.endswith('p.png')
+
+
 def test_scratch_runs_are_taken_from_a_study_json_at_equal_budget(tmp_path):
     occlusion_study = load_tool('tools/study/occlusion_study.py')
     scratch = osp.join(ROOT, 'configs/study/retinanet_a_fpn.py')

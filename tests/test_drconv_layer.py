@@ -220,6 +220,19 @@ def test_one_region_is_a_sample_specific_dynamic_conv():
     assert not torch.allclose(filters[0], filters[1])  # sample-specific
 
 
+@pytest.mark.parametrize('gen_channels', [2, 18])
+def test_generated_taps_vary_only_with_the_inputs_layout(gen_channels):
+    """The paper's generator (pool to k x k, then 1x1 convs) has no parameter of its own per
+    tap: on an input that is the same everywhere every generated k x k filter is flat, however
+    wide the generator (docs/drconv.md, "the taps of a generated filter")."""
+    torch.manual_seed(0)
+    layer = DRConv2d(4, 6, 3, padding=1, region_num=2, gen_channels=gen_channels)
+    uniform = layer.generator(torch.randn(2, 4, 1, 1).expand(2, 4, 9, 9))  # [B, m, O, C, k, k]
+    torch.testing.assert_close(uniform, uniform[..., :1, :1].expand_as(uniform))
+    varied = layer.generator(torch.randn(2, 4, 9, 9))
+    assert not torch.allclose(varied, varied[..., :1, :1].expand_as(varied))
+
+
 @pytest.mark.parametrize('path', ['unfolded', 'factorised'])
 @pytest.mark.parametrize('kwargs', [LAYERS[0], LAYERS[1], LAYERS[4]])
 def test_every_parameter_gets_a_gradient(kwargs, path, device):

@@ -293,8 +293,7 @@ def main(argv=None) -> None:
         image = osp.relpath(plot, osp.dirname(osp.abspath(args.page)))
         block += (f'\n![{args.detector} box AP per occlusion bucket, from scratch and '
                   f'pretrained]({image})\n')
-        if reused:
-            block += study.taken_note(runs, reused, args.scratch_from)
+        block += study.taken_note(runs, reused, args.scratch_from)
         if missing:
             block += f'\nNot finished yet (not in the table): {", ".join(missing)}.\n'
         study.write_block(args.page, block, BEGIN, END)
